@@ -1,0 +1,151 @@
+//! The weekly digest and scoreboard, computed from the event log alone (so the scheduled digest,
+//! `/nudge digest` and later exports agree).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use super::reply::{Reply, Section};
+use crate::store::{EventKind, EventRecord};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Digest {
+    pub proposed: usize,
+    pub started: usize,
+    pub readings: usize,
+    pub won: usize,
+    pub lost: usize,
+    pub inconclusive: usize,
+    pub pledges_made: usize,
+    pub pledges_kept: usize,
+    pub pledges_released: usize,
+    pub pledges_broken: usize,
+    /// Weeks in a row, up to this one, with at least one learning logged (this week may still be
+    /// empty without breaking the streak: it is not over yet).
+    pub learning_streak_weeks: usize,
+}
+
+impl Digest {
+    /// Counts the last seven days of `events` and the learning streak over all of them.
+    pub fn compute(events: &[EventRecord], now: DateTime<Utc>, zone: Tz) -> Digest {
+        let week_ago = now - Duration::days(7);
+        let mut digest = Digest::default();
+        let mut learning_weeks = BTreeSet::new();
+        for event in events {
+            if event.kind == EventKind::ExperimentClosed {
+                learning_weeks.insert(week_start(event.at.with_timezone(&zone).date_naive()));
+            }
+            if event.at < week_ago || event.at > now {
+                continue;
+            }
+            match event.kind {
+                EventKind::ExperimentProposed => digest.proposed += 1,
+                EventKind::ExperimentStarted => digest.started += 1,
+                EventKind::ReadingRecorded => digest.readings += 1,
+                EventKind::ExperimentClosed => match event.data.get("outcome").and_then(|o| o.as_str()) {
+                    Some("won") => digest.won += 1,
+                    Some("lost") => digest.lost += 1,
+                    _ => digest.inconclusive += 1,
+                },
+                EventKind::PledgeMade => digest.pledges_made += 1,
+                EventKind::PledgeKept => digest.pledges_kept += 1,
+                EventKind::PledgeReleased => digest.pledges_released += 1,
+                EventKind::PledgeBroken => digest.pledges_broken += 1,
+                _ => {}
+            }
+        }
+        let this_week = week_start(now.with_timezone(&zone).date_naive());
+        let mut week = if learning_weeks.contains(&this_week) { this_week } else { this_week - Duration::weeks(1) };
+        while learning_weeks.contains(&week) {
+            digest.learning_streak_weeks += 1;
+            week -= Duration::weeks(1);
+        }
+        digest
+    }
+
+    pub fn learnings(&self) -> usize {
+        self.won + self.lost + self.inconclusive
+    }
+
+    pub fn reply(&self, channel_name: &str) -> Reply {
+        let learnings = self.learnings();
+        let headline = if learnings > 0 {
+            format!("📊 This week in #{channel_name}: {learnings} learning{} logged", if learnings == 1 { "" } else { "s" })
+        } else {
+            format!("📊 This week in #{channel_name}")
+        };
+        let streak = match self.learning_streak_weeks {
+            0 => "no learning logged lately; close an experiment with what you learned to start one".to_string(),
+            1 => "1 week with a learning".to_string(),
+            n => format!("{n} weeks in a row with a learning"),
+        };
+        let section = Section::heading("Scoreboard")
+            .with_field("Experiments proposed", self.proposed.to_string())
+            .with_field("Experiments started", self.started.to_string())
+            .with_field("Readings recorded", self.readings.to_string())
+            .with_field(
+                "Closed",
+                format!("{} won, {} lost, {} inconclusive", self.won, self.lost, self.inconclusive),
+            )
+            .with_field(
+                "Pledges",
+                format!(
+                    "{} made, {} kept, {} released, {} broken",
+                    self.pledges_made, self.pledges_kept, self.pledges_released, self.pledges_broken
+                ),
+            )
+            .with_field("Streak", streak);
+        Reply::channel(headline).with_section(section)
+    }
+}
+
+/// The Monday that starts the week of `day`.
+fn week_start(day: NaiveDate) -> NaiveDate {
+    day - Duration::days(day.weekday().num_days_from_monday().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn event(kind: EventKind, at: DateTime<Utc>, data: serde_json::Value) -> EventRecord {
+        EventRecord { kind, subject: None, actor: None, data, at }
+    }
+
+    #[test]
+    fn the_digest_counts_only_the_last_seven_days() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let events = vec![
+            event(EventKind::ExperimentProposed, now - Duration::days(10), serde_json::json!({})),
+            event(EventKind::ExperimentProposed, now - Duration::days(2), serde_json::json!({})),
+            event(EventKind::ExperimentClosed, now - Duration::days(1), serde_json::json!({"outcome": "lost"})),
+            event(EventKind::PledgeKept, now - Duration::hours(3), serde_json::json!({})),
+        ];
+        let digest = Digest::compute(&events, now, chrono_tz::UTC);
+        assert_eq!((digest.proposed, digest.lost, digest.pledges_kept), (1, 1, 1));
+        assert_eq!(digest.learnings(), 1);
+        assert!(digest.reply("growth").text.contains("1 learning logged"));
+    }
+
+    #[test]
+    fn the_streak_counts_consecutive_weeks_with_a_learning() {
+        // Friday 27 Nov 2026; learnings in the weeks of 16 Nov and 9 Nov, none yet this week.
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let closed = |y, m, d| {
+            event(
+                EventKind::ExperimentClosed,
+                Utc.with_ymd_and_hms(y, m, d, 10, 0, 0).unwrap(),
+                serde_json::json!({"outcome": "won"}),
+            )
+        };
+        let digest = Digest::compute(&[closed(2026, 11, 10), closed(2026, 11, 18)], now, chrono_tz::UTC);
+        assert_eq!(digest.learning_streak_weeks, 2);
+        // A gap week ends the streak.
+        let digest = Digest::compute(&[closed(2026, 11, 3), closed(2026, 11, 18)], now, chrono_tz::UTC);
+        assert_eq!(digest.learning_streak_weeks, 1);
+        let digest = Digest::compute(&[closed(2026, 11, 3)], now, chrono_tz::UTC);
+        assert_eq!(digest.learning_streak_weeks, 0);
+    }
+}

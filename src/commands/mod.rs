@@ -1,0 +1,104 @@
+//! The command core: one grammar for every platform (text → [`Command`]) and its execution
+//! (Command → [`Reply`]), free of any platform's wire format.
+
+pub mod digest;
+pub mod execute;
+pub mod grammar;
+pub mod reply;
+
+use chrono::{NaiveDate, Weekday};
+use chrono_tz::Tz;
+
+use crate::domain::dates::DueDate;
+use crate::domain::experiment::Outcome;
+use crate::domain::ids::{ExperimentRef, PledgeRef};
+use crate::domain::metric::Metric;
+use crate::domain::schedule::Schedule;
+
+pub use execute::{Invocation, execute};
+pub use grammar::{UsageError, parse};
+pub use reply::Reply;
+
+/// A command as typed, already checked for form (not yet against the store).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Help(HelpTopic),
+    Experiment(ExperimentCommand),
+    Pledge(PledgeCommand),
+    Nudge(NudgeCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelpTopic {
+    All,
+    Experiment,
+    Pledge,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExperimentCommand {
+    Propose(Proposal),
+    List(ExperimentFilter),
+    Show(ExperimentRef),
+    Start(ExperimentRef),
+    Update { experiment: ExperimentRef, value: f64, note: Option<String> },
+    Close { experiment: ExperimentRef, outcome: Outcome, learning: String },
+    Vote(ExperimentRef),
+    Learnings { words: Option<String> },
+}
+
+/// `/experiment propose <title> | <hypothesis> | <metric> <baseline> -> <target> [by <date>]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    pub title: String,
+    pub hypothesis: String,
+    pub metric: Metric,
+    pub review: Option<DueDate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExperimentFilter {
+    /// Proposed and running: what the team is working on (the default).
+    #[default]
+    Active,
+    Proposed,
+    Running,
+    Closed,
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PledgeCommand {
+    Make { text: String, due: DueDate },
+    Done { pledge: PledgeRef, note: Option<String> },
+    Release { pledge: PledgeRef, reason: String },
+    List(PledgeFilter),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PledgeFilter {
+    #[default]
+    Mine,
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NudgeCommand {
+    ShowRules,
+    SetRules(String),
+    ShowSchedule,
+    SetSchedule { schedule: Schedule, time_zone: Option<Tz> },
+    Quiet(QuietChange),
+    /// Pause automated posts for this many weeks; 0 resumes them.
+    Pause { weeks: u32 },
+    Digest,
+    Settings,
+}
+
+/// `/nudge quiet …`: weekdays replace the channel's quiet weekdays, dates are added as holidays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuietChange {
+    Set { weekdays: Option<Vec<Weekday>>, holidays: Vec<NaiveDate> },
+    /// `/nudge quiet off`: no quiet weekdays and no holidays.
+    Clear,
+}

@@ -1,0 +1,205 @@
+//! The neutral message model: what nudge says, with no platform's markup. Each platform module
+//! renders it (Block Kit, Adaptive Cards, markdown); the outbox stores it as JSON.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ids::{ExperimentRef, PledgeRef};
+
+/// Who sees a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Only the person who typed the command (Slack's `ephemeral`).
+    Private,
+    /// Everyone in the channel (Slack's `in_channel`).
+    Channel,
+}
+
+/// A message: a headline that doubles as the plain-text fallback, then sections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub visibility: Visibility,
+    /// One or two sentences; shown first and used wherever rich content is unavailable.
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sections: Vec<Section>,
+}
+
+/// A block of the message: a heading, some text, label/value fields, a metric row, buttons.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Section {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heading: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<Field>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<MetricRow>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Field {
+    pub label: String,
+    pub value: String,
+}
+
+/// An experiment's metric at a glance: baseline → now → target, already formatted with its unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricRow {
+    pub name: String,
+    pub baseline: String,
+    pub now: Option<String>,
+    pub target: String,
+    /// Share of the gap closed, 0–100 (may be negative or exceed 100).
+    pub progress_percent: Option<i64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sparkline: String,
+}
+
+impl MetricRow {
+    /// "activation: 0.31 → 0.34 → 0.36 (60%)"
+    pub fn summary(&self) -> String {
+        let now = self.now.as_deref().unwrap_or("–");
+        let mut line = format!("{}: {} → {} → {}", self.name, self.baseline, now, self.target);
+        if let Some(p) = self.progress_percent {
+            line.push_str(&format!(" ({p}%)"));
+        }
+        if !self.sparkline.is_empty() {
+            line.push_str(&format!("  {}", self.sparkline));
+        }
+        line
+    }
+}
+
+/// A one-click button. The platform encodes `kind` into its action id and value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    pub label: String,
+    pub kind: ActionKind,
+    #[serde(default)]
+    pub style: ActionStyle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", content = "id", rename_all = "snake_case")]
+pub enum ActionKind {
+    StartExperiment(ExperimentRef),
+    UpdateMetric(ExperimentRef),
+    Vote(ExperimentRef),
+    PledgeDone(PledgeRef),
+    PledgeExtend(PledgeRef),
+    PledgeRelease(PledgeRef),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStyle {
+    #[default]
+    Default,
+    Primary,
+    Danger,
+}
+
+impl Reply {
+    pub fn private(text: impl Into<String>) -> Reply {
+        Reply { visibility: Visibility::Private, text: text.into(), sections: Vec::new() }
+    }
+
+    pub fn channel(text: impl Into<String>) -> Reply {
+        Reply { visibility: Visibility::Channel, text: text.into(), sections: Vec::new() }
+    }
+
+    pub fn with_section(mut self, section: Section) -> Reply {
+        self.sections.push(section);
+        self
+    }
+
+    /// The whole message as plain text, for platforms or clients with no rich rendering.
+    pub fn plain_text(&self) -> String {
+        let mut out = self.text.clone();
+        for section in &self.sections {
+            out.push('\n');
+            if let Some(heading) = &section.heading {
+                out.push_str(&format!("\n{heading}"));
+            }
+            if let Some(body) = &section.body {
+                out.push_str(&format!("\n{body}"));
+            }
+            if let Some(metric) = &section.metric {
+                out.push_str(&format!("\n{}", metric.summary()));
+            }
+            for field in &section.fields {
+                out.push_str(&format!("\n{}: {}", field.label, field.value));
+            }
+        }
+        out
+    }
+}
+
+impl Section {
+    pub fn heading(heading: impl Into<String>) -> Section {
+        Section { heading: Some(heading.into()), ..Section::default() }
+    }
+
+    pub fn body(body: impl Into<String>) -> Section {
+        Section { body: Some(body.into()), ..Section::default() }
+    }
+
+    pub fn with_body(mut self, body: impl Into<String>) -> Section {
+        self.body = Some(body.into());
+        self
+    }
+
+    pub fn with_field(mut self, label: impl Into<String>, value: impl Into<String>) -> Section {
+        self.fields.push(Field { label: label.into(), value: value.into() });
+        self
+    }
+
+    pub fn with_metric(mut self, metric: MetricRow) -> Section {
+        self.metric = Some(metric);
+        self
+    }
+
+    pub fn with_action(mut self, label: impl Into<String>, kind: ActionKind, style: ActionStyle) -> Section {
+        self.actions.push(Action { label: label.into(), kind, style });
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_survives_the_round_trip_through_the_outbox_json() {
+        let reply = Reply::channel("E-3 is running").with_section(
+            Section::heading("Shorter onboarding email")
+                .with_metric(MetricRow {
+                    name: "activation".into(),
+                    baseline: "0.31".into(),
+                    now: Some("0.34".into()),
+                    target: "0.36".into(),
+                    progress_percent: Some(60),
+                    sparkline: "▁▅█".into(),
+                })
+                .with_action("Update metric", ActionKind::UpdateMetric(ExperimentRef(3)), ActionStyle::Primary),
+        );
+        let json = serde_json::to_string(&reply).unwrap();
+        assert!(json.contains(r#""action":"update_metric","id":"E-3""#), "{json}");
+        assert_eq!(serde_json::from_str::<Reply>(&json).unwrap(), reply);
+    }
+
+    #[test]
+    fn plain_text_carries_every_part_of_the_message() {
+        let reply = Reply::private("Your pledges").with_section(
+            Section::heading("P-4 call five customers").with_field("Due", "Fri 27 Nov").with_body("kept early"),
+        );
+        let text = reply.plain_text();
+        for part in ["Your pledges", "P-4 call five customers", "Due: Fri 27 Nov", "kept early"] {
+            assert!(text.contains(part), "{part} missing from {text}");
+        }
+    }
+}

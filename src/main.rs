@@ -1,0 +1,120 @@
+//! The `nudge` command line: `serve` (the default), `migrate`, `check-config`.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use nudge::clock::SystemClock;
+use nudge::config::Config;
+use nudge::startup::{Application, banner};
+use nudge::store::Store;
+use nudge::telemetry;
+
+#[derive(Parser)]
+#[command(name = "nudge", version, about = "A chat bot that keeps teams moving through test-and-learn cycles")]
+struct Cli {
+    /// Configuration file (default: ./config/nudge.toml when it exists). Also NUDGE_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the webhooks and run the scheduler (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Check the configuration file and environment, print the result, and exit.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut env: HashMap<String, String> = std::env::vars().collect();
+    if let Some(path) = cli.config {
+        env.insert("NUDGE_CONFIG".into(), path);
+    }
+    let config = match Config::load(&env) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("nudge cannot start: {errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::CheckConfig = command {
+        let file = config.file.as_ref().map_or("no file".to_string(), |p| p.display().to_string());
+        println!("configuration is valid (read {file}); would listen on {} with {}", config.listen, config.database_display());
+        return ExitCode::SUCCESS;
+    }
+    telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("nudge cannot start its runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match command {
+            Command::Migrate => migrate(config).await,
+            _ => serve(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "nudge stopped");
+            eprintln!("nudge stopped: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url, 1).await?;
+    store.migrate().await?;
+    store.close().await;
+    println!("migrations applied to {}", config.database_display());
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = Application::build(config.clone(), Arc::new(SystemClock)).await?;
+    println!("{}", banner(&config, app.address()));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    app.run_until_stopped(shutdown).await?;
+    tracing::info!("nudge stopped cleanly");
+    Ok(())
+}
+
+/// Cancels the shared token on SIGTERM or Ctrl-C, so every loop stops and the process exits 0.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; Ctrl-C still stops nudge");
+                let _ = ctrl_c.await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("stopping: finishing requests in flight");
+    shutdown.cancel();
+}

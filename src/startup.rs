@@ -1,0 +1,80 @@
+//! Building and running the application: database, migrations, router, listener. Tests build it on
+//! port 0 with their own configuration and clock; `main` builds it from the environment.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::store::Store;
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    store: Store,
+    address: SocketAddr,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations and binds the listener.
+    pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Application> {
+        let store = Store::connect(&config.database_url, config.database_max_connections)
+            .await
+            .with_context(|| format!("cannot open the database ({})", config.database_display()))?;
+        store.migrate().await.context("cannot apply database migrations")?;
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let timeout = config.request_timeout;
+        let state = AppState { store: store.clone(), config: Arc::new(config), clock };
+        let router = http::router(state, timeout);
+        Ok(Application { listener, router, store, address })
+    }
+
+    /// The address actually bound (the real port when the configuration asked for port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets requests in flight finish and closes the
+    /// database pool. The same token stops every background loop.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("the HTTP server failed")?;
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// What to tell the operator at start: where nudge listens, where its data is, which platforms
+/// are configured and what to do next.
+pub fn banner(config: &Config, address: SocketAddr) -> String {
+    let base = config.public_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_string());
+    let mut lines = vec![
+        format!("nudge is listening on http://{address} ({})", config.database_display()),
+        "Platforms:".to_string(),
+        "  Slack       not configured (the Slack integration is not built yet)".to_string(),
+        "  Teams       not configured (planned)".to_string(),
+        "  Mattermost  not configured (planned)".to_string(),
+    ];
+    match base {
+        Some(base) => lines.push(format!("Public URL: {base} (platforms will be pointed at it)")),
+        None => lines.push(
+            "Next: set NUDGE_PUBLIC_URL to the https address chat platforms can reach (e.g. a tunnel to this port)."
+                .to_string(),
+        ),
+    }
+    lines.push(format!("Health: http://{address}/healthz  Readiness: http://{address}/readyz"));
+    lines.join("\n")
+}

@@ -1,0 +1,833 @@
+//! Storage: one interface, two backends. Postgres is the production store shared by any number of
+//! replicas; SQLite is the embedded default for one node. The `DATABASE_URL` scheme picks one.
+//!
+//! Every operation lives on [`Tx`], a write transaction, and takes the workspace id first: writes that
+//! belong together share one transaction, and a command that fails is rolled back by dropping it.
+//! The SQL is written once; [`on_conn!`] compiles each body for both drivers, so the two backends
+//! cannot drift apart query by query.
+
+mod records;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+use crate::domain::experiment::ExperimentStatus;
+use crate::domain::ids::{ExperimentRef, PledgeRef};
+use crate::domain::pledge::PledgeStatus;
+
+pub use records::*;
+
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("a stored value is not valid: {0}")]
+    Corrupt(String),
+}
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// The handle to the database, cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password, so only the backend is shown.
+        f.debug_struct("Store").field("backend", &self.backend()).finish()
+    }
+}
+
+/// A write transaction. Dropping it without [`Tx::commit`] rolls everything back.
+pub struct Tx {
+    conn: TxConn,
+}
+
+enum TxConn {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// Runs `$body` with `$c` bound to the transaction's connection, once per backend. The body is
+/// type-checked against both drivers; `$pg` is true on Postgres for the few dialect differences.
+macro_rules! on_conn {
+    ($tx:expr, |$c:ident, $pg:ident| $body:expr) => {
+        match &mut $tx.conn {
+            TxConn::Postgres(t) => {
+                let $c: &mut sqlx::PgConnection = &mut *t;
+                #[allow(unused_variables)]
+                let $pg = true;
+                $body
+            }
+            TxConn::Sqlite(t) => {
+                let $c: &mut sqlx::SqliteConnection = &mut *t;
+                #[allow(unused_variables)]
+                let $pg = false;
+                $body
+            }
+        }
+    };
+}
+
+impl Store {
+    /// Connects to the database named by `url` (`postgres://…` or `sqlite://…`), creating an SQLite
+    /// file if it is missing. Does not migrate; call [`Store::migrate`].
+    pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Store, StoreError> {
+        let url = url.expose_secret();
+        let pool = match backend_of(url) {
+            Some(Backend::Postgres) => {
+                let options = PgConnectOptions::from_str(url)?;
+                Pool::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(max_connections)
+                        .acquire_timeout(Duration::from_secs(5))
+                        .connect_with(options)
+                        .await?,
+                )
+            }
+            Some(Backend::Sqlite) => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5));
+                // An in-memory database exists once per connection, so it must have exactly one.
+                let max = if url.contains(":memory:") { 1 } else { max_connections.clamp(1, 4) };
+                Pool::Sqlite(SqlitePoolOptions::new().max_connections(max).connect_with(options).await?)
+            }
+            None => {
+                return Err(StoreError::Database(sqlx::Error::Configuration(
+                    "DATABASE_URL must start with postgres:// or sqlite://".into(),
+                )));
+            }
+        };
+        Ok(Store { pool })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Applies the backend's migrations; safe to run on every start and from several replicas.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// One round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await?,
+            Pool::Sqlite(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+                return Ok(());
+            }
+        };
+        Ok(())
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`),
+    /// so two writers queue instead of failing when a read turns into a write.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let conn = match &self.pool {
+            Pool::Postgres(pool) => TxConn::Postgres(pool.begin().await?),
+            Pool::Sqlite(pool) => TxConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+        };
+        Ok(Tx { conn })
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Postgres(pool) => pool.close().await,
+            Pool::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// The backend a database URL names, by its scheme.
+pub fn backend_of(url: &str) -> Option<Backend> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(Backend::Postgres)
+    } else if url.starts_with("sqlite:") {
+        Some(Backend::Sqlite)
+    } else {
+        None
+    }
+}
+
+pub(crate) fn to_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn day_text(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+const EXPERIMENT_COLUMNS: &str = "e.id, e.number, e.channel_id, e.owner_id, m.external_id AS owner_external_id, \
+     m.display_name AS owner_name, e.title, e.hypothesis, e.metric_name, e.metric_unit, e.baseline, e.target, \
+     e.status, e.review_on, e.learning, e.created_at, e.started_at, e.closed_at, \
+     (SELECT COUNT(*) FROM votes v WHERE v.experiment_id = e.id) AS votes, \
+     (SELECT r.value FROM readings r WHERE r.experiment_id = e.id ORDER BY r.id DESC LIMIT 1) AS latest \
+     FROM experiments e JOIN members m ON m.id = e.owner_id";
+
+const PLEDGE_COLUMNS: &str = "p.id, p.number, p.channel_id, p.owner_id, m.external_id AS owner_external_id, \
+     m.display_name AS owner_name, p.text, p.due_on, p.experiment_id, p.status, p.note, p.created_at, p.resolved_at \
+     FROM pledges p JOIN members m ON m.id = p.owner_id";
+
+/// Builds a query string once per process from constant parts (the column lists above).
+macro_rules! cached_sql {
+    ($($part:expr),+ $(,)?) => {{
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        sqlx::AssertSqlSafe(SQL.get_or_init(|| [$($part),+].concat()).as_str())
+    }};
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self.conn {
+            TxConn::Postgres(t) => t.commit().await?,
+            TxConn::Sqlite(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    // ----- workspaces, channels, members -------------------------------------------------------
+
+    /// The workspace for a platform's team id, created on first sight.
+    pub async fn ensure_workspace(
+        &mut self,
+        platform: &str,
+        external_id: &str,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<WorkspaceId, StoreError> {
+        // Look first: the common case is a known workspace, and an upsert would write a row each time.
+        let found: Option<i64> = on_conn!(self, |c, pg| {
+            sqlx::query_scalar("SELECT id FROM workspaces WHERE platform = $1 AND external_id = $2")
+                .bind(platform)
+                .bind(external_id)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        if let Some(id) = found {
+            return Ok(WorkspaceId(id));
+        }
+        let id: i64 = on_conn!(self, |c, pg| {
+            sqlx::query_scalar(
+                "INSERT INTO workspaces (platform, external_id, name, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (platform, external_id) DO UPDATE SET name = excluded.name RETURNING id",
+            )
+            .bind(platform)
+            .bind(external_id)
+            .bind(name)
+            .bind(to_millis(now))
+            .fetch_one(&mut *c)
+            .await?
+        });
+        Ok(WorkspaceId(id))
+    }
+
+    /// The channel, created with the defaults on first sight.
+    pub async fn ensure_channel(
+        &mut self,
+        ws: WorkspaceId,
+        external_id: &str,
+        name: &str,
+        defaults: &ChannelDefaults,
+        now: DateTime<Utc>,
+    ) -> Result<ChannelRecord, StoreError> {
+        if let Some(channel) = self.channel(ws, external_id).await? {
+            return Ok(channel);
+        }
+        on_conn!(self, |c, pg| {
+            sqlx::query(
+                "INSERT INTO channels (workspace_id, external_id, name, schedule, time_zone, escalate_after_days, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (workspace_id, external_id) DO NOTHING",
+            )
+            .bind(ws.0)
+            .bind(external_id)
+            .bind(name)
+            .bind(&defaults.schedule)
+            .bind(&defaults.time_zone)
+            .bind(defaults.escalate_after_days as i32)
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?;
+        });
+        self.channel(ws, external_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("channel {external_id} vanished after insert")))
+    }
+
+    pub async fn channel(&mut self, ws: WorkspaceId, external_id: &str) -> Result<Option<ChannelRecord>, StoreError> {
+        let row: Option<ChannelRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT id, external_id, name, schedule, time_zone, quiet_weekdays, holidays, paused_until, rules, \
+                 escalate_after_days FROM channels WHERE workspace_id = $1 AND external_id = $2",
+            )
+            .bind(ws.0)
+            .bind(external_id)
+            .fetch_optional(&mut *c)
+            .await?
+        });
+        row.map(|r| r.into_record(ws)).transpose()
+    }
+
+    /// The member, created on first sight; a changed display name is kept up to date.
+    pub async fn ensure_member(
+        &mut self,
+        ws: WorkspaceId,
+        external_id: &str,
+        display_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<MemberRecord, StoreError> {
+        let found: Option<MemberRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT id, external_id, display_name, time_zone FROM members \
+                 WHERE workspace_id = $1 AND external_id = $2",
+            )
+            .bind(ws.0)
+            .bind(external_id)
+            .fetch_optional(&mut *c)
+            .await?
+        });
+        if let Some(row) = found.as_ref().filter(|r| r.display_name == display_name || display_name.is_empty()) {
+            return Ok(row.clone().into_record());
+        }
+        let row: MemberRow = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "INSERT INTO members (workspace_id, external_id, display_name, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (workspace_id, external_id) DO UPDATE SET display_name = excluded.display_name \
+                 RETURNING id, external_id, display_name, time_zone",
+            )
+            .bind(ws.0)
+            .bind(external_id)
+            .bind(display_name)
+            .bind(to_millis(now))
+            .fetch_one(&mut *c)
+            .await?
+        });
+        Ok(row.into_record())
+    }
+
+    pub async fn set_rules(&mut self, ws: WorkspaceId, channel: ChannelId, rules: &str) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::query("UPDATE channels SET rules = $3 WHERE workspace_id = $1 AND id = $2")
+                .bind(ws.0)
+                .bind(channel.0)
+                .bind(rules)
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn set_schedule(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+        schedule: &str,
+        time_zone: &str,
+    ) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::query("UPDATE channels SET schedule = $3, time_zone = $4 WHERE workspace_id = $1 AND id = $2")
+                .bind(ws.0)
+                .bind(channel.0)
+                .bind(schedule)
+                .bind(time_zone)
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn set_quiet_days(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+        weekdays: &str,
+        holidays: &str,
+    ) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::query("UPDATE channels SET quiet_weekdays = $3, holidays = $4 WHERE workspace_id = $1 AND id = $2")
+                .bind(ws.0)
+                .bind(channel.0)
+                .bind(weekdays)
+                .bind(holidays)
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn set_paused_until(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+        until: Option<NaiveDate>,
+    ) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::query("UPDATE channels SET paused_until = $3 WHERE workspace_id = $1 AND id = $2")
+                .bind(ws.0)
+                .bind(channel.0)
+                .bind(until.map(day_text))
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    // ----- experiments --------------------------------------------------------------------------
+
+    /// Inserts a proposed experiment under the workspace's next `E-n`, allocated in this transaction
+    /// so a rolled-back proposal leaves no gap and a committed number is never handed out again.
+    pub async fn insert_experiment(
+        &mut self,
+        ws: WorkspaceId,
+        new: &NewExperiment<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<ExperimentRecord, StoreError> {
+        let number: i64 = on_conn!(self, |c, pg| {
+            sqlx::query_scalar(
+                "UPDATE workspaces SET next_experiment_no = next_experiment_no + 1 WHERE id = $1 \
+                 RETURNING next_experiment_no - 1",
+            )
+            .bind(ws.0)
+            .fetch_one(&mut *c)
+            .await?
+        });
+        on_conn!(self, |c, pg| {
+            sqlx::query(
+                "INSERT INTO experiments (workspace_id, number, channel_id, owner_id, title, hypothesis, metric_name, \
+                 metric_unit, baseline, target, status, review_on, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'proposed', $11, $12)",
+            )
+            .bind(ws.0)
+            .bind(number)
+            .bind(new.channel.0)
+            .bind(new.owner.0)
+            .bind(new.title)
+            .bind(new.hypothesis)
+            .bind(&new.metric.name)
+            .bind(new.metric.unit.as_deref())
+            .bind(new.metric.baseline)
+            .bind(new.metric.target)
+            .bind(new.review_on.map(day_text))
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?;
+        });
+        self.experiment(ws, ExperimentRef(number))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("E-{number} vanished after insert")))
+    }
+
+    pub async fn experiment(
+        &mut self,
+        ws: WorkspaceId,
+        id: ExperimentRef,
+    ) -> Result<Option<ExperimentRecord>, StoreError> {
+        let row: Option<ExperimentRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(cached_sql!("SELECT ", EXPERIMENT_COLUMNS, " WHERE e.workspace_id = $1 AND e.number = $2"))
+                .bind(ws.0)
+                .bind(id.0)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        row.map(ExperimentRow::into_record).transpose()
+    }
+
+    /// The channel's experiments with the given statuses, newest first; `limit` keeps replies short.
+    pub async fn experiments_in_channel(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+        statuses: &[ExperimentStatus],
+        limit: i64,
+    ) -> Result<Vec<ExperimentRecord>, StoreError> {
+        let words: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let list = words.join(",");
+        // Status words are matched inside a comma list, so one prepared statement serves any filter.
+        let rows: Vec<ExperimentRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(cached_sql!(
+                "SELECT ",
+                EXPERIMENT_COLUMNS,
+                " WHERE e.workspace_id = $1 AND e.channel_id = $2 AND (',' || $3 || ',') LIKE ('%,' || e.status || ',%') \
+                 ORDER BY e.number DESC LIMIT $4"
+            ))
+            .bind(ws.0)
+            .bind(channel.0)
+            .bind(&list)
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        rows.into_iter().map(ExperimentRow::into_record).collect()
+    }
+
+    /// Moves an experiment from `from` to `to` only if it is still in `from`, so two people racing to
+    /// start or close it cannot both succeed. Returns whether it moved.
+    pub async fn transition_experiment(
+        &mut self,
+        ws: WorkspaceId,
+        experiment: ExperimentId,
+        from: ExperimentStatus,
+        to: ExperimentStatus,
+        learning: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let started_at = (to == ExperimentStatus::Running).then_some(to_millis(now));
+        let closed_at = to.is_closed().then_some(to_millis(now));
+        let result = on_conn!(self, |c, pg| {
+            sqlx::query(
+                "UPDATE experiments SET status = $4, started_at = COALESCE($5, started_at), \
+                 closed_at = COALESCE($6, closed_at), learning = COALESCE($7, learning) \
+                 WHERE workspace_id = $1 AND id = $2 AND status = $3",
+            )
+            .bind(ws.0)
+            .bind(experiment.0)
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .bind(started_at)
+            .bind(closed_at)
+            .bind(learning)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(result == 1)
+    }
+
+    pub async fn insert_reading(
+        &mut self,
+        ws: WorkspaceId,
+        experiment: ExperimentId,
+        value: f64,
+        note: Option<&str>,
+        recorded_by: Option<MemberId>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let source = if recorded_by.is_some() { "member" } else { "api" };
+        on_conn!(self, |c, pg| {
+            sqlx::query(
+                "INSERT INTO readings (workspace_id, experiment_id, value, note, recorded_by, source, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(ws.0)
+            .bind(experiment.0)
+            .bind(value)
+            .bind(note)
+            .bind(recorded_by.map(|m| m.0))
+            .bind(source)
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// An experiment's readings, oldest first.
+    pub async fn readings(
+        &mut self,
+        ws: WorkspaceId,
+        experiment: ExperimentId,
+    ) -> Result<Vec<ReadingRecord>, StoreError> {
+        let rows: Vec<(f64, Option<String>, i64)> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT value, note, recorded_at FROM readings WHERE workspace_id = $1 AND experiment_id = $2 \
+                 ORDER BY id",
+            )
+            .bind(ws.0)
+            .bind(experiment.0)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(value, note, at)| ReadingRecord { value, note, recorded_at: from_millis(at) })
+            .collect())
+    }
+
+    /// Records a member's vote; false when they had already voted for it.
+    pub async fn add_vote(
+        &mut self,
+        ws: WorkspaceId,
+        experiment: ExperimentId,
+        member: MemberId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let inserted = on_conn!(self, |c, pg| {
+            sqlx::query(
+                "INSERT INTO votes (workspace_id, experiment_id, member_id, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (experiment_id, member_id) DO NOTHING",
+            )
+            .bind(ws.0)
+            .bind(experiment.0)
+            .bind(member.0)
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    /// Closed experiments with a learning, newest first, optionally containing `words`
+    /// (case-insensitive, in the title, hypothesis or learning).
+    pub async fn learnings(
+        &mut self,
+        ws: WorkspaceId,
+        words: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ExperimentRecord>, StoreError> {
+        let pattern = words.map(|w| format!("%{}%", escape_like(&w.to_lowercase())));
+        let rows: Vec<ExperimentRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(cached_sql!(
+                "SELECT ",
+                EXPERIMENT_COLUMNS,
+                " WHERE e.workspace_id = $1 AND e.learning IS NOT NULL AND ($2 IS NULL \
+                 OR LOWER(e.learning || ' ' || e.title || ' ' || e.hypothesis) LIKE $2 ESCAPE '\\') \
+                 ORDER BY e.closed_at DESC, e.number DESC LIMIT $3"
+            ))
+            .bind(ws.0)
+            .bind(pattern.as_deref())
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        rows.into_iter().map(ExperimentRow::into_record).collect()
+    }
+
+    // ----- pledges ------------------------------------------------------------------------------
+
+    /// Inserts an open pledge under the workspace's next `P-n` (allocated like experiment numbers).
+    pub async fn insert_pledge(
+        &mut self,
+        ws: WorkspaceId,
+        new: &NewPledge<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<PledgeRecord, StoreError> {
+        let number: i64 = on_conn!(self, |c, pg| {
+            sqlx::query_scalar(
+                "UPDATE workspaces SET next_pledge_no = next_pledge_no + 1 WHERE id = $1 RETURNING next_pledge_no - 1",
+            )
+            .bind(ws.0)
+            .fetch_one(&mut *c)
+            .await?
+        });
+        on_conn!(self, |c, pg| {
+            sqlx::query(
+                "INSERT INTO pledges (workspace_id, number, channel_id, owner_id, text, due_on, experiment_id, status, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8)",
+            )
+            .bind(ws.0)
+            .bind(number)
+            .bind(new.channel.0)
+            .bind(new.owner.0)
+            .bind(new.text)
+            .bind(day_text(new.due_on))
+            .bind(new.experiment.map(|e| e.0))
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?;
+        });
+        self.pledge(ws, PledgeRef(number))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("P-{number} vanished after insert")))
+    }
+
+    pub async fn pledge(&mut self, ws: WorkspaceId, id: PledgeRef) -> Result<Option<PledgeRecord>, StoreError> {
+        let row: Option<PledgeRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(cached_sql!("SELECT ", PLEDGE_COLUMNS, " WHERE p.workspace_id = $1 AND p.number = $2"))
+                .bind(ws.0)
+                .bind(id.0)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        row.map(PledgeRow::into_record).transpose()
+    }
+
+    /// A member's pledges that still count against their capacity (open or broken), soonest due first.
+    pub async fn open_pledges_of(&mut self, ws: WorkspaceId, owner: MemberId) -> Result<Vec<PledgeRecord>, StoreError> {
+        let rows: Vec<PledgeRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(cached_sql!(
+                "SELECT ",
+                PLEDGE_COLUMNS,
+                " WHERE p.workspace_id = $1 AND p.owner_id = $2 AND p.status IN ('open', 'broken') \
+                 ORDER BY p.due_on, p.number"
+            ))
+            .bind(ws.0)
+            .bind(owner.0)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        rows.into_iter().map(PledgeRow::into_record).collect()
+    }
+
+    /// The channel's open (and broken, not yet resolved) pledges, soonest due first.
+    pub async fn open_pledges_in_channel(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+        limit: i64,
+    ) -> Result<Vec<PledgeRecord>, StoreError> {
+        let rows: Vec<PledgeRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(cached_sql!(
+                "SELECT ",
+                PLEDGE_COLUMNS,
+                " WHERE p.workspace_id = $1 AND p.channel_id = $2 AND p.status IN ('open', 'broken') \
+                 ORDER BY p.due_on, p.number LIMIT $3"
+            ))
+            .bind(ws.0)
+            .bind(channel.0)
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        rows.into_iter().map(PledgeRow::into_record).collect()
+    }
+
+    /// Marks a pledge kept or released, only if it is still open or broken. Returns whether it changed.
+    pub async fn resolve_pledge(
+        &mut self,
+        ws: WorkspaceId,
+        pledge: PledgeId,
+        to: PledgeStatus,
+        note: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let changed = on_conn!(self, |c, pg| {
+            sqlx::query(
+                "UPDATE pledges SET status = $3, note = $4, resolved_at = $5 \
+                 WHERE workspace_id = $1 AND id = $2 AND status IN ('open', 'broken')",
+            )
+            .bind(ws.0)
+            .bind(pledge.0)
+            .bind(to.as_str())
+            .bind(note)
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
+    // ----- event log ----------------------------------------------------------------------------
+
+    /// Appends to the event log; every change a command makes writes one.
+    pub async fn append_event(&mut self, ws: WorkspaceId, event: &NewEvent<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::query(
+                "INSERT INTO events (workspace_id, channel_id, actor_id, kind, subject, data, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(ws.0)
+            .bind(event.channel.map(|c| c.0))
+            .bind(event.actor.map(|m| m.0))
+            .bind(event.kind.as_str())
+            .bind(event.subject.as_deref())
+            .bind(event.data.to_string())
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The channel's events at or after `since`, oldest first.
+    pub async fn events_since(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let rows: Vec<(String, Option<String>, Option<i64>, String, i64)> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT kind, subject, actor_id, data, at FROM events \
+                 WHERE workspace_id = $1 AND channel_id = $2 AND at >= $3 ORDER BY id",
+            )
+            .bind(ws.0)
+            .bind(channel.0)
+            .bind(to_millis(since))
+            .fetch_all(&mut *c)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(kind, subject, actor, data, at)| {
+                Ok(EventRecord {
+                    kind: EventKind::from_stored(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind {kind:?}")))?,
+                    subject,
+                    actor: actor.map(MemberId),
+                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                    at: from_millis(at),
+                })
+            })
+            .collect()
+    }
+
+    /// How many rows the workspace has in each table: lets tests prove a failed command wrote nothing.
+    pub async fn row_counts(&mut self, ws: WorkspaceId) -> Result<RowCounts, StoreError> {
+        let (experiments, readings, pledges, votes, events): (i64, i64, i64, i64, i64) = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM experiments WHERE workspace_id = $1), \
+                 (SELECT COUNT(*) FROM readings WHERE workspace_id = $1), \
+                 (SELECT COUNT(*) FROM pledges WHERE workspace_id = $1), \
+                 (SELECT COUNT(*) FROM votes WHERE workspace_id = $1), \
+                 (SELECT COUNT(*) FROM events WHERE workspace_id = $1)",
+            )
+            .bind(ws.0)
+            .fetch_one(&mut *c)
+            .await?
+        });
+        Ok(RowCounts { experiments, readings, pledges, votes, events })
+    }
+}
+
+/// Escapes `%`, `_` and the escape character itself, so a search word matches literally.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}

@@ -1,0 +1,348 @@
+//! What the store hands out and takes in, in domain types. Raw rows stay private to the store.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use super::{StoreError, from_millis};
+use crate::domain::experiment::ExperimentStatus;
+use crate::domain::ids::{ExperimentRef, PledgeRef};
+use crate::domain::metric::Metric;
+use crate::domain::pledge::PledgeStatus;
+use crate::domain::schedule::{QuietDays, Schedule, parse_time_zone};
+
+macro_rules! row_id {
+    ($($name:ident),+) => {$(
+        /// A database row id: internal, never shown to people (they see short ids).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name(pub i64);
+    )+};
+}
+row_id!(WorkspaceId, ChannelId, MemberId, ExperimentId, PledgeId);
+
+/// What a channel starts with when nudge first hears from it.
+#[derive(Debug, Clone)]
+pub struct ChannelDefaults {
+    pub schedule: String,
+    pub time_zone: String,
+    pub escalate_after_days: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChannelRecord {
+    pub id: ChannelId,
+    pub workspace_id: WorkspaceId,
+    pub external_id: String,
+    pub name: String,
+    pub schedule: Schedule,
+    pub time_zone: Tz,
+    pub quiet: QuietDays,
+    /// Automated posts resume on this day.
+    pub paused_until: Option<NaiveDate>,
+    pub rules: String,
+    pub escalate_after_days: u32,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ChannelRow {
+    id: i64,
+    external_id: String,
+    name: String,
+    schedule: String,
+    time_zone: String,
+    quiet_weekdays: String,
+    holidays: String,
+    paused_until: Option<String>,
+    rules: String,
+    escalate_after_days: i32,
+}
+
+impl ChannelRow {
+    pub(super) fn into_record(self, workspace_id: WorkspaceId) -> Result<ChannelRecord, StoreError> {
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("channel {} has a bad {what}: {e}", self.external_id))
+        };
+        Ok(ChannelRecord {
+            id: ChannelId(self.id),
+            workspace_id,
+            schedule: Schedule::parse(&self.schedule).map_err(|e| corrupt("schedule", &e))?,
+            time_zone: parse_time_zone(&self.time_zone).map_err(|e| corrupt("time zone", &e))?,
+            quiet: QuietDays::from_stored(&self.quiet_weekdays, &self.holidays),
+            paused_until: self.paused_until.as_deref().map(parse_day).transpose().map_err(|e| corrupt("pause", &e))?,
+            escalate_after_days: self.escalate_after_days.max(0) as u32,
+            external_id: self.external_id,
+            name: self.name,
+            rules: self.rules,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberRecord {
+    pub id: MemberId,
+    pub external_id: String,
+    pub display_name: String,
+    pub time_zone: Option<Tz>,
+}
+
+#[derive(Clone, sqlx::FromRow)]
+pub(super) struct MemberRow {
+    id: i64,
+    external_id: String,
+    pub(super) display_name: String,
+    time_zone: Option<String>,
+}
+
+impl MemberRow {
+    pub(super) fn into_record(self) -> MemberRecord {
+        MemberRecord {
+            id: MemberId(self.id),
+            external_id: self.external_id,
+            display_name: self.display_name,
+            // A member's zone comes from the platform; an unknown one falls back to the channel's.
+            time_zone: self.time_zone.as_deref().and_then(|tz| parse_time_zone(tz).ok()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExperimentRecord {
+    pub id: ExperimentId,
+    pub number: ExperimentRef,
+    pub channel_id: ChannelId,
+    pub owner_id: MemberId,
+    pub owner_external_id: String,
+    pub owner_name: String,
+    pub title: String,
+    pub hypothesis: String,
+    pub metric: Metric,
+    pub status: ExperimentStatus,
+    pub review_on: Option<NaiveDate>,
+    pub learning: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub votes: i64,
+    /// The most recent reading, if any.
+    pub latest: Option<f64>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ExperimentRow {
+    id: i64,
+    number: i64,
+    channel_id: i64,
+    owner_id: i64,
+    owner_external_id: String,
+    owner_name: String,
+    title: String,
+    hypothesis: String,
+    metric_name: String,
+    metric_unit: Option<String>,
+    baseline: f64,
+    target: f64,
+    status: String,
+    review_on: Option<String>,
+    learning: Option<String>,
+    created_at: i64,
+    started_at: Option<i64>,
+    closed_at: Option<i64>,
+    votes: i64,
+    latest: Option<f64>,
+}
+
+impl ExperimentRow {
+    pub(super) fn into_record(self) -> Result<ExperimentRecord, StoreError> {
+        let number = ExperimentRef(self.number);
+        let status = ExperimentStatus::from_stored(&self.status)
+            .ok_or_else(|| StoreError::Corrupt(format!("{number} has status {:?}", self.status)))?;
+        let metric = Metric::new(self.metric_name, self.metric_unit, self.baseline, self.target)
+            .map_err(|e| StoreError::Corrupt(format!("{number} has a bad metric: {e}")))?;
+        Ok(ExperimentRecord {
+            id: ExperimentId(self.id),
+            number,
+            channel_id: ChannelId(self.channel_id),
+            owner_id: MemberId(self.owner_id),
+            owner_external_id: self.owner_external_id,
+            owner_name: self.owner_name,
+            title: self.title,
+            hypothesis: self.hypothesis,
+            metric,
+            status,
+            review_on: self.review_on.as_deref().map(parse_day).transpose()?,
+            learning: self.learning,
+            created_at: from_millis(self.created_at),
+            started_at: self.started_at.map(from_millis),
+            closed_at: self.closed_at.map(from_millis),
+            votes: self.votes,
+            latest: self.latest,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadingRecord {
+    pub value: f64,
+    pub note: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PledgeRecord {
+    pub id: PledgeId,
+    pub number: PledgeRef,
+    pub channel_id: ChannelId,
+    pub owner_id: MemberId,
+    pub owner_external_id: String,
+    pub owner_name: String,
+    pub text: String,
+    pub due_on: NaiveDate,
+    pub experiment_id: Option<ExperimentId>,
+    pub status: PledgeStatus,
+    pub note: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PledgeRow {
+    id: i64,
+    number: i64,
+    channel_id: i64,
+    owner_id: i64,
+    owner_external_id: String,
+    owner_name: String,
+    text: String,
+    due_on: String,
+    experiment_id: Option<i64>,
+    status: String,
+    note: Option<String>,
+    created_at: i64,
+    resolved_at: Option<i64>,
+}
+
+impl PledgeRow {
+    pub(super) fn into_record(self) -> Result<PledgeRecord, StoreError> {
+        let number = PledgeRef(self.number);
+        Ok(PledgeRecord {
+            id: PledgeId(self.id),
+            number,
+            channel_id: ChannelId(self.channel_id),
+            owner_id: MemberId(self.owner_id),
+            owner_external_id: self.owner_external_id,
+            owner_name: self.owner_name,
+            text: self.text,
+            due_on: parse_day(&self.due_on)?,
+            experiment_id: self.experiment_id.map(ExperimentId),
+            status: PledgeStatus::from_stored(&self.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("{number} has status {:?}", self.status)))?,
+            note: self.note,
+            created_at: from_millis(self.created_at),
+            resolved_at: self.resolved_at.map(from_millis),
+        })
+    }
+}
+
+pub struct NewExperiment<'a> {
+    pub channel: ChannelId,
+    pub owner: MemberId,
+    pub title: &'a str,
+    pub hypothesis: &'a str,
+    pub metric: &'a Metric,
+    pub review_on: Option<NaiveDate>,
+}
+
+pub struct NewPledge<'a> {
+    pub channel: ChannelId,
+    pub owner: MemberId,
+    pub text: &'a str,
+    pub due_on: NaiveDate,
+    pub experiment: Option<ExperimentId>,
+}
+
+/// What happened, in the event log's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    ExperimentProposed,
+    ExperimentStarted,
+    ReadingRecorded,
+    ExperimentClosed,
+    ExperimentVoted,
+    PledgeMade,
+    PledgeKept,
+    PledgeReleased,
+    PledgeBroken,
+    RulesSet,
+    ScheduleSet,
+    QuietDaysSet,
+    PauseSet,
+}
+
+impl EventKind {
+    const ALL: [EventKind; 13] = [
+        EventKind::ExperimentProposed,
+        EventKind::ExperimentStarted,
+        EventKind::ReadingRecorded,
+        EventKind::ExperimentClosed,
+        EventKind::ExperimentVoted,
+        EventKind::PledgeMade,
+        EventKind::PledgeKept,
+        EventKind::PledgeReleased,
+        EventKind::PledgeBroken,
+        EventKind::RulesSet,
+        EventKind::ScheduleSet,
+        EventKind::QuietDaysSet,
+        EventKind::PauseSet,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::ExperimentProposed => "experiment.proposed",
+            EventKind::ExperimentStarted => "experiment.started",
+            EventKind::ReadingRecorded => "reading.recorded",
+            EventKind::ExperimentClosed => "experiment.closed",
+            EventKind::ExperimentVoted => "experiment.voted",
+            EventKind::PledgeMade => "pledge.made",
+            EventKind::PledgeKept => "pledge.kept",
+            EventKind::PledgeReleased => "pledge.released",
+            EventKind::PledgeBroken => "pledge.broken",
+            EventKind::RulesSet => "channel.rules_set",
+            EventKind::ScheduleSet => "channel.schedule_set",
+            EventKind::QuietDaysSet => "channel.quiet_days_set",
+            EventKind::PauseSet => "channel.pause_set",
+        }
+    }
+
+    pub fn from_stored(word: &str) -> Option<EventKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == word)
+    }
+}
+
+pub struct NewEvent<'a> {
+    pub channel: Option<ChannelId>,
+    pub actor: Option<MemberId>,
+    pub kind: EventKind,
+    pub subject: Option<String>,
+    pub data: &'a serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub kind: EventKind,
+    pub subject: Option<String>,
+    pub actor: Option<MemberId>,
+    pub data: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowCounts {
+    pub experiments: i64,
+    pub readings: i64,
+    pub pledges: i64,
+    pub votes: i64,
+    pub events: i64,
+}
+
+pub(super) fn parse_day(text: &str) -> Result<NaiveDate, StoreError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|e| StoreError::Corrupt(format!("day {text:?}: {e}")))
+}
