@@ -129,17 +129,83 @@ struct Setting {
 }
 
 const SETTINGS: &[Setting] = &[
-    Setting { key: "server.listen", env: "NUDGE_LISTEN", default: Some("127.0.0.1:3000"), example: "0.0.0.0:8080", secret: false },
-    Setting { key: "server.public_url", env: "NUDGE_PUBLIC_URL", default: None, example: "https://nudge.example.com", secret: false },
-    Setting { key: "server.request_timeout_secs", env: "NUDGE_REQUEST_TIMEOUT_SECS", default: Some("10"), example: "10", secret: false },
-    Setting { key: "server.log_format", env: "NUDGE_LOG_FORMAT", default: Some("text"), example: "json", secret: false },
-    Setting { key: "database.url", env: "DATABASE_URL", default: Some("sqlite://nudge.db"), example: "postgres://nudge@127.0.0.1:5432/nudge", secret: true },
-    Setting { key: "database.max_connections", env: "NUDGE_DATABASE_MAX_CONNECTIONS", default: Some("10"), example: "20", secret: false },
-    Setting { key: "security.encryption_key", env: "NUDGE_ENCRYPTION_KEY", default: None, example: "the output of `openssl rand -base64 32`", secret: true },
-    Setting { key: "defaults.time_zone", env: "NUDGE_DEFAULT_TIME_ZONE", default: Some("UTC"), example: "Europe/Berlin", secret: false },
-    Setting { key: "defaults.checkin", env: "NUDGE_DEFAULT_CHECKIN", default: Some("mon 09:30"), example: "mon 09:30 or 30 9 * * 1", secret: false },
-    Setting { key: "defaults.max_open_pledges", env: "NUDGE_MAX_OPEN_PLEDGES", default: Some("3"), example: "3", secret: false },
-    Setting { key: "defaults.escalate_after_days", env: "NUDGE_ESCALATE_AFTER_DAYS", default: Some("3"), example: "3", secret: false },
+    Setting {
+        key: "server.listen",
+        env: "NUDGE_LISTEN",
+        default: Some("127.0.0.1:3000"),
+        example: "0.0.0.0:8080",
+        secret: false,
+    },
+    Setting {
+        key: "server.public_url",
+        env: "NUDGE_PUBLIC_URL",
+        default: None,
+        example: "https://nudge.example.com",
+        secret: false,
+    },
+    Setting {
+        key: "server.request_timeout_secs",
+        env: "NUDGE_REQUEST_TIMEOUT_SECS",
+        default: Some("10"),
+        example: "10",
+        secret: false,
+    },
+    Setting {
+        key: "server.log_format",
+        env: "NUDGE_LOG_FORMAT",
+        default: Some("text"),
+        example: "json",
+        secret: false,
+    },
+    Setting {
+        key: "database.url",
+        env: "DATABASE_URL",
+        default: Some("sqlite://nudge.db"),
+        example: "postgres://nudge@127.0.0.1:5432/nudge",
+        secret: true,
+    },
+    Setting {
+        key: "database.max_connections",
+        env: "NUDGE_DATABASE_MAX_CONNECTIONS",
+        default: Some("10"),
+        example: "20",
+        secret: false,
+    },
+    Setting {
+        key: "security.encryption_key",
+        env: "NUDGE_ENCRYPTION_KEY",
+        default: None,
+        example: "the output of `openssl rand -base64 32`",
+        secret: true,
+    },
+    Setting {
+        key: "defaults.time_zone",
+        env: "NUDGE_DEFAULT_TIME_ZONE",
+        default: Some("UTC"),
+        example: "Europe/Berlin",
+        secret: false,
+    },
+    Setting {
+        key: "defaults.checkin",
+        env: "NUDGE_DEFAULT_CHECKIN",
+        default: Some("mon 09:30"),
+        example: "mon 09:30 or 30 9 * * 1",
+        secret: false,
+    },
+    Setting {
+        key: "defaults.max_open_pledges",
+        env: "NUDGE_MAX_OPEN_PLEDGES",
+        default: Some("3"),
+        example: "3",
+        secret: false,
+    },
+    Setting {
+        key: "defaults.escalate_after_days",
+        env: "NUDGE_ESCALATE_AFTER_DAYS",
+        default: Some("3"),
+        example: "3",
+        secret: false,
+    },
 ];
 
 /// Where a value came from, named the way the operator would look for it.
@@ -202,9 +268,8 @@ impl Config {
         };
         let mut sources = Sources { env, file, file_path: file_path.clone(), errors: Vec::new() };
 
-        let listen = sources.get("server.listen", |v| {
-            v.parse::<SocketAddr>().map_err(|_| "is not an address and port".to_string())
-        });
+        let listen = sources
+            .get("server.listen", |v| v.parse::<SocketAddr>().map_err(|_| "is not an address and port".to_string()));
         let public_url = sources.get("server.public_url", parse_public_url);
         let request_timeout =
             sources.get("server.request_timeout_secs", |v| parse_number(v, 1, 300)).map(Duration::from_secs);
@@ -222,8 +287,7 @@ impl Config {
         let encryption_key = sources.get("security.encryption_key", parse_encryption_key);
         let time_zone = sources.get("defaults.time_zone", |v| parse_time_zone(v).map_err(|e| e.to_string()));
         let checkin = sources.get("defaults.checkin", |v| Schedule::parse(v).map_err(|e| e.to_string()));
-        let max_open_pledges =
-            sources.get("defaults.max_open_pledges", |v| parse_number(v, 1, 100).map(|n| n as u32));
+        let max_open_pledges = sources.get("defaults.max_open_pledges", |v| parse_number(v, 1, 100).map(|n| n as u32));
         let escalate_after_days =
             sources.get("defaults.escalate_after_days", |v| parse_number(v, 1, 60).map(|n| n as u32));
 
@@ -336,9 +400,9 @@ fn parse_encryption_key(value: &str) -> Result<EncryptionKey, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value)
         .map_err(|_| "is not base64 (the value is secret and not shown)".to_string())?;
-    let key: [u8; 32] = bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| format!("must decode to 32 bytes, not {} (the value is secret and not shown)", b.len()))?;
+    let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+        format!("must decode to 32 bytes, not {} (the value is secret and not shown)", b.len())
+    })?;
     Ok(EncryptionKey(std::sync::Arc::new(SecretBox::new(Box::new(key)))))
 }
 
@@ -394,8 +458,9 @@ mod tests {
 
     #[test]
     fn a_bad_secret_is_reported_without_its_value() {
-        let errors = Config::load(&env(&[("NUDGE_ENCRYPTION_KEY", "c2hvcnQta2V5"), ("DATABASE_URL", "mysql://u:hunter2@h/db")]))
-            .unwrap_err();
+        let errors =
+            Config::load(&env(&[("NUDGE_ENCRYPTION_KEY", "c2hvcnQta2V5"), ("DATABASE_URL", "mysql://u:hunter2@h/db")]))
+                .unwrap_err();
         let text = errors.to_string();
         assert!(text.contains("NUDGE_ENCRYPTION_KEY: must decode to 32 bytes, not 9"), "{text}");
         assert!(text.contains("DATABASE_URL: must start with postgres:// or sqlite://"), "{text}");

@@ -49,7 +49,11 @@ fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::CheckConfig = command {
         let file = config.file.as_ref().map_or("no file".to_string(), |p| p.display().to_string());
-        println!("configuration is valid (read {file}); would listen on {} with {}", config.listen, config.database_display());
+        println!(
+            "configuration is valid (read {file}); would listen on {} with {}",
+            config.listen,
+            config.database_display()
+        );
         return ExitCode::SUCCESS;
     }
     telemetry::init(config.log_format);

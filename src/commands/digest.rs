@@ -71,7 +71,10 @@ impl Digest {
     pub fn reply(&self, channel_name: &str) -> Reply {
         let learnings = self.learnings();
         let headline = if learnings > 0 {
-            format!("📊 This week in #{channel_name}: {learnings} learning{} logged", if learnings == 1 { "" } else { "s" })
+            format!(
+                "📊 This week in #{channel_name}: {learnings} learning{} logged",
+                if learnings == 1 { "" } else { "s" }
+            )
         } else {
             format!("📊 This week in #{channel_name}")
         };
@@ -84,10 +87,7 @@ impl Digest {
             .with_field("Experiments proposed", self.proposed.to_string())
             .with_field("Experiments started", self.started.to_string())
             .with_field("Readings recorded", self.readings.to_string())
-            .with_field(
-                "Closed",
-                format!("{} won, {} lost, {} inconclusive", self.won, self.lost, self.inconclusive),
-            )
+            .with_field("Closed", format!("{} won, {} lost, {} inconclusive", self.won, self.lost, self.inconclusive))
             .with_field(
                 "Pledges",
                 format!(

@@ -87,7 +87,8 @@ impl Context<'_> {
         subject: Option<String>,
         data: serde_json::Value,
     ) -> Result<(), StoreError> {
-        let event = NewEvent { channel: Some(self.channel.id), actor: Some(self.member.id), kind, subject, data: &data };
+        let event =
+            NewEvent { channel: Some(self.channel.id), actor: Some(self.member.id), kind, subject, data: &data };
         tx.append_event(self.ws, &event, self.now).await
     }
 }
@@ -99,7 +100,12 @@ pub fn usage_reply(error: &UsageError) -> Reply {
 
 /// Runs one command. Help needs no database; everything else is one transaction, committed only
 /// when the command succeeds.
-pub async fn execute(store: &Store, defaults: &Defaults, inv: &Invocation, command: Command) -> Result<Reply, StoreError> {
+pub async fn execute(
+    store: &Store,
+    defaults: &Defaults,
+    inv: &Invocation,
+    command: Command,
+) -> Result<Reply, StoreError> {
     if let Command::Help(topic) = command {
         return Ok(Reply::private(help_text(topic)));
     }
@@ -109,7 +115,8 @@ pub async fn execute(store: &Store, defaults: &Defaults, inv: &Invocation, comma
         time_zone: defaults.time_zone.name().to_string(),
         escalate_after_days: defaults.escalate_after_days,
     };
-    let channel = tx.ensure_channel(inv.workspace, &inv.channel_id, &inv.channel_name, &channel_defaults, inv.now).await?;
+    let channel =
+        tx.ensure_channel(inv.workspace, &inv.channel_id, &inv.channel_name, &channel_defaults, inv.now).await?;
     let member = tx.ensure_member(inv.workspace, &inv.member_id, &inv.member_name, inv.now).await?;
     let ctx = Context { ws: inv.workspace, channel, member, now: inv.now, defaults };
     let outcome = match command {
@@ -184,7 +191,8 @@ async fn list_experiments(tx: &mut Tx, ctx: &Context<'_>, filter: ExperimentFilt
         )));
     }
     let shown = experiments.len().min(LIST_LIMIT as usize);
-    let mut text = format!("{} experiment{} in #{}", count_label(shown, experiments.len()), plural(shown), ctx.channel.name);
+    let mut text =
+        format!("{} experiment{} in #{}", count_label(shown, experiments.len()), plural(shown), ctx.channel.name);
     if !label.is_empty() {
         text = format!("{text} ({label})");
     }
@@ -234,7 +242,8 @@ async fn start_experiment(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> 
     }
     experiment.status = running;
     ctx.event(tx, EventKind::ExperimentStarted, Some(id.to_string()), serde_json::json!({})).await?;
-    let text = format!("🚀 {id} is running: {}. Record readings with `/experiment update {id} <value>`.", experiment.title);
+    let text =
+        format!("🚀 {id} is running: {}. Record readings with `/experiment update {id} <value>`.", experiment.title);
     Ok(Reply::channel(text).with_section(experiment_section(&experiment, &[], ctx.today(), true)))
 }
 
@@ -299,11 +308,19 @@ async fn vote(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> Result<Reply
     let experiment = find_experiment(tx, ctx, id).await?;
     experiment::vote(id, experiment.status)?;
     if !tx.add_vote(ctx.ws, experiment.id, ctx.member.id, ctx.now).await? {
-        return refuse(format!("You have already voted for {id}; it has {} vote{}.", experiment.votes, plural(experiment.votes as usize)));
+        return refuse(format!(
+            "You have already voted for {id}; it has {} vote{}.",
+            experiment.votes,
+            plural(experiment.votes as usize)
+        ));
     }
     ctx.event(tx, EventKind::ExperimentVoted, Some(id.to_string()), serde_json::json!({})).await?;
     let votes = experiment.votes + 1;
-    Ok(Reply::private(format!("👍 Voted for {id} ({}); it has {votes} vote{} now.", experiment.title, plural(votes as usize))))
+    Ok(Reply::private(format!(
+        "👍 Voted for {id} ({}); it has {votes} vote{} now.",
+        experiment.title,
+        plural(votes as usize)
+    )))
 }
 
 async fn learnings(tx: &mut Tx, ctx: &Context<'_>, words: Option<&str>) -> Result<Reply, Failure> {
@@ -318,7 +335,8 @@ async fn learnings(tx: &mut Tx, ctx: &Context<'_>, words: Option<&str>) -> Resul
     let mut reply = Reply::private(format!("📚 {} learning{}", closed.len(), plural(closed.len())));
     for experiment in &closed {
         let learning = experiment.learning.as_deref().unwrap_or_default();
-        let closed_on = experiment.closed_at.map(|at| day_label(at.with_timezone(&ctx.zone()).date_naive(), ctx.today()));
+        let closed_on =
+            experiment.closed_at.map(|at| day_label(at.with_timezone(&ctx.zone()).date_naive(), ctx.today()));
         let heading = format!("{} · {} ({})", experiment.number, experiment.title, experiment.status);
         let mut section = Section::heading(heading).with_body(learning);
         if let Some(day) = closed_on {
@@ -332,7 +350,8 @@ async fn learnings(tx: &mut Tx, ctx: &Context<'_>, words: Option<&str>) -> Resul
 /// One experiment as a section: heading, metric row, status fields and the buttons that fit its status.
 fn experiment_section(experiment: &ExperimentRecord, values: &[f64], today: NaiveDate, detailed: bool) -> Section {
     let id = experiment.number;
-    let mut section = Section::heading(format!("{id} · {}", experiment.title)).with_metric(metric_row(experiment, values));
+    let mut section =
+        Section::heading(format!("{id} · {}", experiment.title)).with_metric(metric_row(experiment, values));
     section = section.with_field("Status", experiment.status.as_str()).with_field("Owner", &experiment.owner_name);
     if let Some(review) = experiment.review_on.filter(|_| !experiment.status.is_closed()) {
         let days = (review - today).num_days();
@@ -421,7 +440,9 @@ async fn make_pledge(tx: &mut Tx, ctx: &Context<'_>, text: &str, due: &DueDate) 
 
 async fn own_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef) -> Result<PledgeRecord, Failure> {
     let Some(pledge) = tx.pledge(ctx.ws, id).await? else {
-        return refuse(format!("There is no {id} in this workspace. `/pledge list all` shows the channel's open pledges."));
+        return refuse(format!(
+            "There is no {id} in this workspace. `/pledge list all` shows the channel's open pledges."
+        ));
     };
     if pledge.owner_id != ctx.member.id {
         return refuse(format!("{id} is {}'s pledge; only they can keep or release it.", pledge.owner_name));
@@ -490,8 +511,9 @@ fn pledge_section(pledge: &PledgeRecord, today: NaiveDate, own: bool) -> Section
         0 => day_label(pledge.due_on, today),
         d => format!("{} (overdue by {d} day{})", day_label(pledge.due_on, today), plural(d as usize)),
     };
-    let mut section =
-        Section::heading(format!("{id} · {}", pledge.text)).with_field("Owner", &pledge.owner_name).with_field("Due", due);
+    let mut section = Section::heading(format!("{id} · {}", pledge.text))
+        .with_field("Owner", &pledge.owner_name)
+        .with_field("Due", due);
     if own {
         section = section
             .with_action("Done", ActionKind::PledgeDone(id), ActionStyle::Primary)
@@ -555,7 +577,9 @@ async fn set_quiet(tx: &mut Tx, ctx: &Context<'_>, change: QuietChange) -> Resul
             let mut quiet = ctx.channel.quiet.clone();
             if let Some(weekdays) = weekdays {
                 if weekdays.len() == 7 {
-                    return refuse("Every day quiet would silence nudge; to stop it for a while use `/nudge pause <weeks>`.");
+                    return refuse(
+                        "Every day quiet would silence nudge; to stop it for a while use `/nudge pause <weeks>`.",
+                    );
                 }
                 quiet.weekdays = weekdays;
             }
@@ -629,10 +653,7 @@ fn settings(ctx: &Context<'_>) -> Reply {
         .with_field("Open pledges per person", ctx.defaults.max_open_pledges.to_string())
         .with_field(
             "Overdue pledges",
-            format!(
-                "the owner hears after 1 day, the channel after {} days",
-                channel.escalate_after_days
-            ),
+            format!("the owner hears after 1 day, the channel after {} days", channel.escalate_after_days),
         )
         .with_field("Rules", rules);
     Reply::private("⚙️ nudge settings for this channel").with_section(section)

@@ -87,10 +87,15 @@ pub enum NudgeCommand {
     ShowRules,
     SetRules(String),
     ShowSchedule,
-    SetSchedule { schedule: Schedule, time_zone: Option<Tz> },
+    SetSchedule {
+        schedule: Schedule,
+        time_zone: Option<Tz>,
+    },
     Quiet(QuietChange),
     /// Pause automated posts for this many weeks; 0 resumes them.
-    Pause { weeks: u32 },
+    Pause {
+        weeks: u32,
+    },
     Digest,
     Settings,
 }
@@ -98,7 +103,10 @@ pub enum NudgeCommand {
 /// `/nudge quiet …`: weekdays replace the channel's quiet weekdays, dates are added as holidays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuietChange {
-    Set { weekdays: Option<Vec<Weekday>>, holidays: Vec<NaiveDate> },
+    Set {
+        weekdays: Option<Vec<Weekday>>,
+        holidays: Vec<NaiveDate>,
+    },
     /// `/nudge quiet off`: no quiet weekdays and no holidays.
     Clear,
 }

@@ -98,7 +98,11 @@ pub fn start(id: ExperimentRef, status: ExperimentStatus) -> Result<ExperimentSt
 }
 
 /// `/experiment close`: only a running experiment can close, and it closes with an outcome.
-pub fn close(id: ExperimentRef, status: ExperimentStatus, outcome: Outcome) -> Result<ExperimentStatus, TransitionError> {
+pub fn close(
+    id: ExperimentRef,
+    status: ExperimentStatus,
+    outcome: Outcome,
+) -> Result<ExperimentStatus, TransitionError> {
     match status {
         ExperimentStatus::Running => Ok(ExperimentStatus::Closed(outcome)),
         ExperimentStatus::Proposed => Err(TransitionError::NotStarted(id)),

@@ -34,9 +34,9 @@ pub enum MetricError {
 pub enum Win {
     /// The reading reached (or passed) the target for the first time.
     TargetHit,
-    /// The reading closed this share (≥ 10%) of the baseline→target gap since the previous reading.
+    /// The reading closed this share (≥ 10%) of the baseline→target gap beyond the best so far.
     GapClosed { share: f64 },
-    /// Better than every earlier reading and the baseline.
+    /// Better than every earlier reading and the baseline, by less than that.
     NewBest,
 }
 
@@ -72,21 +72,23 @@ impl Metric {
         self.progress(value) >= 1.0
     }
 
-    /// Decides whether a new reading is a small win, given the earlier readings in order.
-    /// Pure so that the command reply and the celebration job agree on what counts.
+    /// Decides whether a new reading is a small win, given the earlier readings in order. Gains
+    /// are measured from the best so far (the baseline at first), so a metric that wobbles is not
+    /// celebrated on every up-tick. Pure, so the command reply and the celebration job agree.
     pub fn win(&self, earlier: &[f64], value: f64) -> Option<Win> {
+        // Readings are typed decimals; a hair of tolerance keeps 0.30 → 0.31 on a 0.1 gap at 10%.
+        const EPSILON: f64 = 1e-9;
         let progress = self.progress(value);
-        let already_reached = earlier.iter().any(|v| self.reached(*v));
-        if self.reached(value) && !already_reached {
+        if self.reached(value) && !earlier.iter().any(|v| self.reached(*v)) {
             return Some(Win::TargetHit);
         }
-        let previous = earlier.last().map_or(0.0, |v| self.progress(*v));
-        let share = progress - previous;
-        if share >= GAP_SHARE_WORTH_CELEBRATING - 1e-9 {
-            return Some(Win::GapClosed { share });
-        }
         let best = earlier.iter().map(|v| self.progress(*v)).fold(0.0, f64::max);
-        if progress > best && !earlier.is_empty() {
+        let gain = progress - best;
+        // Past the target there is no gap left to close, only records to beat.
+        if best < 1.0 && gain >= GAP_SHARE_WORTH_CELEBRATING - EPSILON {
+            return Some(Win::GapClosed { share: gain });
+        }
+        if gain > EPSILON {
             return Some(Win::NewBest);
         }
         None
@@ -97,9 +99,7 @@ impl Metric {
 pub fn sparkline(values: &[f64]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let (min, max) = finite
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    let (min, max) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
     finite
         .iter()
         .map(|v| {

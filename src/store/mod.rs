@@ -751,7 +751,12 @@ impl Tx {
     // ----- event log ----------------------------------------------------------------------------
 
     /// Appends to the event log; every change a command makes writes one.
-    pub async fn append_event(&mut self, ws: WorkspaceId, event: &NewEvent<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn append_event(
+        &mut self,
+        ws: WorkspaceId,
+        event: &NewEvent<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         on_conn!(self, |c, pg| {
             sqlx::query(
                 "INSERT INTO events (workspace_id, channel_id, actor_id, kind, subject, data, at) \
@@ -777,7 +782,7 @@ impl Tx {
         channel: ChannelId,
         since: DateTime<Utc>,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let rows: Vec<(String, Option<String>, Option<i64>, String, i64)> = on_conn!(self, |c, pg| {
+        let rows: Vec<EventRow> = on_conn!(self, |c, pg| {
             sqlx::query_as(
                 "SELECT kind, subject, actor_id, data, at FROM events \
                  WHERE workspace_id = $1 AND channel_id = $2 AND at >= $3 ORDER BY id",
@@ -819,6 +824,9 @@ impl Tx {
         Ok(RowCounts { experiments, readings, pledges, votes, events })
     }
 }
+
+/// kind, subject, actor, data, at
+type EventRow = (String, Option<String>, Option<i64>, String, i64);
 
 /// Escapes `%`, `_` and the escape character itself, so a search word matches literally.
 fn escape_like(text: &str) -> String {

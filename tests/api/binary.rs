@@ -1,0 +1,117 @@
+//! The real binary, as a newcomer runs it: zero configuration, a clean stop on SIGTERM, the
+//! configuration checker, and migrations.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NUDGE: &str = env!("CARGO_BIN_EXE_nudge");
+
+/// A command with none of the developer's NUDGE_* or DATABASE_URL settings.
+fn nudge_in(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(NUDGE);
+    command.current_dir(dir).env_clear();
+    for key in ["PATH", "HOME"] {
+        if let Ok(value) = std::env::var(key) {
+            command.env(key, value);
+        }
+    }
+    command
+}
+
+#[test]
+fn with_no_configuration_nudge_serves_on_port_3000_with_an_sqlite_file_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child =
+        nudge_in(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the nudge binary starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    stdout.read_line(&mut banner).unwrap();
+    if banner.is_empty() {
+        let _ = child.wait();
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        panic!("nudge did not start (is something else on 127.0.0.1:3000?): {err}");
+    }
+    assert!(banner.contains("listening on http://127.0.0.1:3000 (SQLite at nudge.db)"), "{banner}");
+    let mut rest = String::new();
+    for _ in 0..4 {
+        stdout.read_line(&mut rest).unwrap();
+    }
+    assert!(rest.contains("Slack") && rest.contains("not configured"), "the banner says what is configured: {rest}");
+
+    let health = std::net::TcpStream::connect("127.0.0.1:3000").and_then(|mut stream| {
+        use std::io::{Read, Write};
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response)
+    });
+    let health = health.expect("/healthz answers");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(dir.path().join("nudge.db").is_file(), "nudge.db is written in the working directory");
+
+    let started = Instant::now();
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "nudge did not stop within 5 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "a SIGTERM stop is a clean exit");
+    assert!(started.elapsed() < Duration::from_secs(2), "stopped in {:?}", started.elapsed());
+}
+
+#[test]
+fn a_bad_setting_stops_the_start_with_the_key_the_problem_and_an_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = nudge_in(dir.path()).env("NUDGE_LISTEN", "localhost").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("NUDGE_LISTEN: \"localhost\" is not an address and port"), "{stderr}");
+    assert!(stderr.contains("example: NUDGE_LISTEN=0.0.0.0:8080"), "{stderr}");
+    assert!(!dir.path().join("nudge.db").exists(), "nothing is created when the start is refused");
+}
+
+#[test]
+fn check_config_reports_the_same_problems_without_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = nudge_in(dir.path())
+        .arg("check-config")
+        .env("NUDGE_MAX_OPEN_PLEDGES", "lots")
+        .env("NUDGE_ENCRYPTION_KEY", "not-base64!")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("NUDGE_MAX_OPEN_PLEDGES: \"lots\" is not a whole number from 1 to 100"), "{stderr}");
+    assert!(stderr.contains("NUDGE_ENCRYPTION_KEY: is not base64"), "{stderr}");
+    assert!(!stderr.contains("not-base64!"), "a secret's value is never printed: {stderr}");
+
+    let output = nudge_in(dir.path()).arg("check-config").output().unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("configuration is valid"));
+}
+
+#[test]
+fn migrate_creates_the_database_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = nudge_in(dir.path()).arg("migrate").env("DATABASE_URL", "sqlite://data.db").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("migrations applied to SQLite at data.db"));
+    assert!(dir.path().join("data.db").is_file());
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let output = Command::new(NUDGE).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for subcommand in ["serve", "migrate", "check-config"] {
+        assert!(help.contains(subcommand), "{subcommand} missing from --help: {help}");
+        let output = Command::new(NUDGE).args([subcommand, "--help"]).output().unwrap();
+        assert!(output.status.success(), "{subcommand} --help fails");
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: one binary, one file per area. Storage-facing tests run on both backends,
+//! each test on a fresh database (see `helpers`).
+
+mod helpers;
+
+mod binary;
+mod commands;
+mod health;
+mod store;
