@@ -30,6 +30,8 @@ pub struct Config {
     pub database_max_connections: u32,
     pub encryption_key: Option<EncryptionKey>,
     pub defaults: Defaults,
+    /// Present when a Slack signing secret is configured.
+    pub slack: Option<SlackConfig>,
     /// The file the settings were read from, if any.
     pub file: Option<PathBuf>,
 }
@@ -41,6 +43,24 @@ pub struct Defaults {
     pub checkin: Schedule,
     pub max_open_pledges: u32,
     pub escalate_after_days: u32,
+}
+
+/// Slack: which secrets sign its requests, and how nudge gets a bot token per workspace.
+#[derive(Debug, Clone)]
+pub struct SlackConfig {
+    /// Every accepted signing secret; more than one while a secret is being rotated.
+    pub signing_secrets: Vec<SecretString>,
+    pub install: SlackInstall,
+    /// Base of the Web API, e.g. `https://slack.com/api`; tests point it at a stand-in.
+    pub api_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum SlackInstall {
+    /// One workspace, with the bot token pasted from the app's settings.
+    Single { bot_token: SecretString },
+    /// Any number of workspaces through OAuth v2; their tokens are stored encrypted.
+    OAuth { client_id: String, client_secret: SecretString },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +220,41 @@ const SETTINGS: &[Setting] = &[
         secret: false,
     },
     Setting {
+        key: "slack.signing_secret",
+        env: "NUDGE_SLACK_SIGNING_SECRET",
+        default: None,
+        example: "the Signing Secret from Basic Information; several, comma-separated, while rotating",
+        secret: true,
+    },
+    Setting {
+        key: "slack.bot_token",
+        env: "NUDGE_SLACK_BOT_TOKEN",
+        default: None,
+        example: "xoxb-… from OAuth & Permissions, for one workspace",
+        secret: true,
+    },
+    Setting {
+        key: "slack.client_id",
+        env: "NUDGE_SLACK_CLIENT_ID",
+        default: None,
+        example: "1234567890.1234567890 from Basic Information, for many workspaces",
+        secret: false,
+    },
+    Setting {
+        key: "slack.client_secret",
+        env: "NUDGE_SLACK_CLIENT_SECRET",
+        default: None,
+        example: "the Client Secret from Basic Information",
+        secret: true,
+    },
+    Setting {
+        key: "slack.api_url",
+        env: "NUDGE_SLACK_API_URL",
+        default: Some("https://slack.com/api"),
+        example: "https://slack.com/api",
+        secret: false,
+    },
+    Setting {
         key: "defaults.escalate_after_days",
         env: "NUDGE_ESCALATE_AFTER_DAYS",
         default: Some("3"),
@@ -291,6 +346,8 @@ impl Config {
         let escalate_after_days =
             sources.get("defaults.escalate_after_days", |v| parse_number(v, 1, 60).map(|n| n as u32));
 
+        let slack = slack_config(&mut sources, encryption_key.is_some(), public_url.is_some());
+
         if !sources.errors.is_empty() {
             return Err(ConfigErrors(sources.errors));
         }
@@ -311,9 +368,94 @@ impl Config {
                 max_open_pledges: max_open_pledges.expect(missing),
                 escalate_after_days: escalate_after_days.expect(missing),
             },
+            slack,
             file: file_path,
         })
     }
+}
+
+/// Slack is configured by its signing secret; the rest must then say how bot tokens are had.
+fn slack_config(sources: &mut Sources<'_>, has_encryption_key: bool, has_public_url: bool) -> Option<SlackConfig> {
+    let secrets = sources.get("slack.signing_secret", |v| {
+        let secrets: Vec<SecretString> =
+            v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| SecretString::from(s.to_string())).collect();
+        if secrets.is_empty() { Err("holds no secret".to_string()) } else { Ok(secrets) }
+    });
+    let bot_token = sources.get("slack.bot_token", |v| {
+        if v.starts_with("xoxb-") {
+            Ok(SecretString::from(v.to_string()))
+        } else {
+            Err("must be a bot token, starting with xoxb- (the value is secret and not shown)".to_string())
+        }
+    });
+    let client_id = sources.get("slack.client_id", |v| Ok(v.to_string()));
+    let client_secret = sources.get("slack.client_secret", |v| Ok(SecretString::from(v.to_string())));
+    let api_url =
+        sources.get("slack.api_url", |v| parse_public_url(v).map(|u| u.as_str().trim_end_matches('/').to_string()));
+    let problem = |sources: &mut Sources<'_>, key: &str, problem: &str, example: &str| {
+        sources.errors.push(ConfigError { key: key.into(), problem: problem.into(), example: example.into() });
+    };
+    let Some(signing_secrets) = secrets else {
+        if bot_token.is_some() || client_id.is_some() || client_secret.is_some() {
+            problem(
+                sources,
+                "NUDGE_SLACK_SIGNING_SECRET",
+                "is required once any Slack setting is given: it is how nudge knows a request comes from Slack",
+                "NUDGE_SLACK_SIGNING_SECRET=<the Signing Secret from Basic Information>",
+            );
+        }
+        return None;
+    };
+    let install = match (bot_token, client_id, client_secret) {
+        (Some(bot_token), None, None) => SlackInstall::Single { bot_token },
+        (None, Some(client_id), Some(client_secret)) => {
+            if !has_encryption_key {
+                problem(
+                    sources,
+                    "NUDGE_ENCRYPTION_KEY",
+                    "is required with NUDGE_SLACK_CLIENT_ID: installed workspaces' bot tokens are stored encrypted",
+                    "NUDGE_ENCRYPTION_KEY=<the output of `openssl rand -base64 32`>",
+                );
+            }
+            if !has_public_url {
+                problem(
+                    sources,
+                    "NUDGE_PUBLIC_URL",
+                    "is required with NUDGE_SLACK_CLIENT_ID: Slack sends installers back to its /slack/oauth/callback",
+                    "NUDGE_PUBLIC_URL=https://nudge.example.com",
+                );
+            }
+            SlackInstall::OAuth { client_id, client_secret }
+        }
+        (None, Some(_), None) | (None, None, Some(_)) => {
+            problem(
+                sources,
+                "NUDGE_SLACK_CLIENT_ID",
+                "and NUDGE_SLACK_CLIENT_SECRET go together; one of them is missing",
+                "NUDGE_SLACK_CLIENT_ID=1234567890.1234567890 and NUDGE_SLACK_CLIENT_SECRET=<Client Secret>",
+            );
+            return None;
+        }
+        (None, None, None) => {
+            problem(
+                sources,
+                "NUDGE_SLACK_BOT_TOKEN",
+                "or NUDGE_SLACK_CLIENT_ID with NUDGE_SLACK_CLIENT_SECRET is needed with a signing secret",
+                "NUDGE_SLACK_BOT_TOKEN=xoxb-… for one workspace",
+            );
+            return None;
+        }
+        (Some(_), _, _) => {
+            problem(
+                sources,
+                "NUDGE_SLACK_BOT_TOKEN",
+                "cannot be combined with NUDGE_SLACK_CLIENT_ID: choose one workspace (bot token) or many (OAuth)",
+                "NUDGE_SLACK_BOT_TOKEN=xoxb-… alone",
+            );
+            return None;
+        }
+    };
+    Some(SlackConfig { signing_secrets, install, api_url: api_url? })
 }
 
 /// Reads the TOML file into dotted keys. Unknown keys are refused: a typo would otherwise be a
@@ -509,5 +651,40 @@ mod tests {
             let name = setting.key.split('.').nth(1).unwrap();
             assert!(text.contains(name) && text.contains(setting.env), "{} is not documented", setting.key);
         }
+    }
+
+    #[test]
+    fn slack_in_one_workspace_needs_a_signing_secret_and_a_bot_token() {
+        let config = Config::load(&env(&[
+            ("NUDGE_SLACK_SIGNING_SECRET", "old-secret, new-secret"),
+            ("NUDGE_SLACK_BOT_TOKEN", "xoxb-1-2-abc"),
+        ]))
+        .unwrap();
+        let slack = config.slack.expect("slack is configured");
+        assert_eq!(slack.signing_secrets.len(), 2, "both secrets are accepted while rotating");
+        assert!(matches!(slack.install, SlackInstall::Single { .. }));
+        assert_eq!(slack.api_url, "https://slack.com/api");
+        assert!(!format!("{:?}", slack.install).contains("xoxb-1-2-abc"));
+        assert!(Config::load(&env(&[])).unwrap().slack.is_none());
+    }
+
+    #[test]
+    fn slack_settings_that_do_not_fit_together_are_named() {
+        let errors = Config::load(&env(&[("NUDGE_SLACK_BOT_TOKEN", "xoxb-1")])).unwrap_err();
+        assert_eq!(errors.0[0].key, "NUDGE_SLACK_SIGNING_SECRET", "{errors}");
+        let errors = Config::load(&env(&[("NUDGE_SLACK_SIGNING_SECRET", "s")])).unwrap_err();
+        assert_eq!(errors.0[0].key, "NUDGE_SLACK_BOT_TOKEN", "{errors}");
+        let errors = Config::load(&env(&[("NUDGE_SLACK_SIGNING_SECRET", "s"), ("NUDGE_SLACK_BOT_TOKEN", "xoxp-user")]))
+            .unwrap_err();
+        assert!(errors.to_string().contains("must be a bot token, starting with xoxb-"), "{errors}");
+        assert!(!errors.to_string().contains("xoxp-user"), "{errors}");
+        let errors = Config::load(&env(&[
+            ("NUDGE_SLACK_SIGNING_SECRET", "s"),
+            ("NUDGE_SLACK_CLIENT_ID", "1.2"),
+            ("NUDGE_SLACK_CLIENT_SECRET", "c"),
+        ]))
+        .unwrap_err();
+        let keys: Vec<&str> = errors.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, vec!["NUDGE_ENCRYPTION_KEY", "NUDGE_PUBLIC_URL"], "{errors}");
     }
 }

@@ -3,8 +3,10 @@
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod platforms;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

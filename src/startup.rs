@@ -10,7 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::config::SlackInstall;
 use crate::http::{self, AppState};
+use crate::platforms::slack::Slack;
 use crate::store::Store;
 
 pub struct Application {
@@ -31,7 +33,8 @@ impl Application {
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
         let timeout = config.request_timeout;
-        let state = AppState { store: store.clone(), config: Arc::new(config), clock };
+        let slack = Slack::from_config(&config).map(Arc::new);
+        let state = AppState { store: store.clone(), config: Arc::new(config), clock, slack };
         let router = http::router(state, timeout);
         Ok(Application { listener, router, store, address })
     }
@@ -61,17 +64,34 @@ impl Application {
 /// are configured and what to do next.
 pub fn banner(config: &Config, address: SocketAddr) -> String {
     let base = config.public_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_string());
+    let shown_base = base.clone().unwrap_or_else(|| "<NUDGE_PUBLIC_URL>".to_string());
+    let slack = match &config.slack {
+        None => "not configured: create the app from <public url>/slack/manifest, then set NUDGE_SLACK_SIGNING_SECRET \
+                 and NUDGE_SLACK_BOT_TOKEN"
+            .to_string(),
+        Some(slack) => {
+            let mode = match slack.install {
+                SlackInstall::Single { .. } => "one workspace (bot token)".to_string(),
+                SlackInstall::OAuth { .. } => format!("many workspaces; install link {shown_base}/slack/install"),
+            };
+            format!(
+                "configured for {mode}\n              commands {shown_base}/slack/commands, interactivity \
+                 {shown_base}/slack/interactions, events {shown_base}/slack/events"
+            )
+        }
+    };
     let mut lines = vec![
         format!("nudge is listening on http://{address} ({})", config.database_display()),
         "Platforms:".to_string(),
-        "  Slack       not configured (the Slack integration is not built yet)".to_string(),
+        format!("  Slack       {slack}"),
         "  Teams       not configured (planned)".to_string(),
         "  Mattermost  not configured (planned)".to_string(),
     ];
-    match base {
-        Some(base) => lines.push(format!("Public URL: {base} (platforms will be pointed at it)")),
+    match &base {
+        Some(base) => lines.push(format!("Slack app manifest: {base}/slack/manifest")),
         None => lines.push(
-            "Next: set NUDGE_PUBLIC_URL to the https address chat platforms can reach (e.g. a tunnel to this port)."
+            "Next: set NUDGE_PUBLIC_URL to the https address chat platforms can reach (e.g. a tunnel to this port), \
+             then create the Slack app from <that URL>/slack/manifest."
                 .to_string(),
         ),
     }

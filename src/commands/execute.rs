@@ -9,7 +9,8 @@ use super::digest::Digest;
 use super::grammar::{UsageError, help_text};
 use super::reply::{ActionKind, ActionStyle, MetricRow, Reply, Section};
 use super::{
-    Command, ExperimentCommand, ExperimentFilter, NudgeCommand, PledgeCommand, PledgeFilter, Proposal, QuietChange,
+    Command, ExperimentCommand, ExperimentFilter, HelpTopic, NudgeCommand, PledgeCommand, PledgeFilter, Proposal,
+    QuietChange,
 };
 use crate::config::Defaults;
 use crate::domain::dates::DueDate;
@@ -98,6 +99,11 @@ pub fn usage_reply(error: &UsageError) -> Reply {
     Reply::private(error.to_string())
 }
 
+/// The answer to a help command; it needs no workspace, channel or database.
+pub fn help_reply(topic: HelpTopic) -> Reply {
+    Reply::private(help_text(topic))
+}
+
 /// Runs one command. Help needs no database; everything else is one transaction, committed only
 /// when the command succeeds.
 pub async fn execute(
@@ -107,7 +113,7 @@ pub async fn execute(
     command: Command,
 ) -> Result<Reply, StoreError> {
     if let Command::Help(topic) = command {
-        return Ok(Reply::private(help_text(topic)));
+        return Ok(help_reply(topic));
     }
     let mut tx = store.begin().await?;
     let channel_defaults = ChannelDefaults {
@@ -398,6 +404,7 @@ async fn run_pledge(tx: &mut Tx, ctx: &Context<'_>, command: PledgeCommand) -> R
     match command {
         PledgeCommand::Make { text, due } => make_pledge(tx, ctx, &text, &due).await,
         PledgeCommand::Done { pledge, note } => keep_pledge(tx, ctx, pledge, note.as_deref()).await,
+        PledgeCommand::Extend { pledge, due } => extend_pledge(tx, ctx, pledge, &due).await,
         PledgeCommand::Release { pledge, reason } => release_pledge(tx, ctx, pledge, &reason).await,
         PledgeCommand::List(filter) => list_pledges(tx, ctx, filter).await,
     }
@@ -469,6 +476,26 @@ async fn keep_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef, note: Option
         text.push_str(&format!(" — {note}"));
     }
     Ok(Reply::channel(text))
+}
+
+async fn extend_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef, due: &DueDate) -> Result<Reply, Failure> {
+    let pledge = own_pledge(tx, ctx, id).await?;
+    let today = ctx.today();
+    let due_on = future_day(due, today, "new due date")?;
+    if due_on == pledge.due_on {
+        return refuse(format!("{id} is already due {}.", day_label(due_on, today)));
+    }
+    if !tx.extend_pledge(ctx.ws, pledge.id, due_on).await? {
+        return refuse(format!("{id} changed while you typed; `/pledge list` shows where it stands."));
+    }
+    let data = serde_json::json!({ "from": pledge.due_on.to_string(), "to": due_on.to_string() });
+    ctx.event(tx, EventKind::PledgeExtended, Some(id.to_string()), data).await?;
+    let updated = PledgeRecord { due_on, status: PledgeStatus::Open, ..pledge };
+    Ok(Reply::private(format!(
+        "📅 {id} is now due {}. Saying so early keeps everyone's plans honest.",
+        day_label(due_on, today)
+    ))
+    .with_section(pledge_section(&updated, today, true)))
 }
 
 async fn release_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef, reason: &str) -> Result<Reply, Failure> {

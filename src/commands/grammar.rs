@@ -115,6 +115,11 @@ pub const PLEDGE_RELEASE: Syntax = Syntax {
     example: "/pledge release P-4 the launch moved to January",
     summary: "let a pledge go honestly; that is not breaking it",
 };
+pub const PLEDGE_EXTEND: Syntax = Syntax {
+    usage: "/pledge extend <id> to <when>",
+    example: "/pledge extend P-4 to next fri",
+    summary: "move a pledge's due date, before it is broken",
+};
 pub const PLEDGE_LIST: Syntax = Syntax {
     usage: "/pledge list [mine|all]",
     example: "/pledge list all",
@@ -169,7 +174,7 @@ pub const EXPERIMENT_SYNTAXES: [Syntax; 8] = [
     EXPERIMENT_VOTE,
     EXPERIMENT_LEARNINGS,
 ];
-pub const PLEDGE_SYNTAXES: [Syntax; 4] = [PLEDGE_MAKE, PLEDGE_DONE, PLEDGE_RELEASE, PLEDGE_LIST];
+pub const PLEDGE_SYNTAXES: [Syntax; 5] = [PLEDGE_MAKE, PLEDGE_DONE, PLEDGE_EXTEND, PLEDGE_RELEASE, PLEDGE_LIST];
 pub const NUDGE_SYNTAXES: [Syntax; 7] =
     [NUDGE_HELP, NUDGE_RULES, NUDGE_SCHEDULE, NUDGE_QUIET, NUDGE_PAUSE, NUDGE_DIGEST, NUDGE_SETTINGS];
 
@@ -644,15 +649,23 @@ fn parse_pledge(text: &str) -> Result<Command, UsageError> {
     let (first, rest) = split_word(text);
     let (second, after) = split_word(rest);
     let first = first.to_lowercase();
-    // "done"/"release" are subcommands only before a pledge id, so "/pledge release the notes by fri"
-    // stays a pledge.
-    if let ("done" | "release", Ok(pledge)) = (first.as_str(), second.parse::<PledgeRef>()) {
-        return if first == "done" { parse_done(pledge, after) } else { parse_release(pledge, after) }
-            .map(Command::Pledge);
+    // "done"/"extend"/"release" are subcommands only before a pledge id, so "/pledge release the
+    // notes by fri" stays a pledge.
+    if let ("done" | "extend" | "release", Ok(pledge)) = (first.as_str(), second.parse::<PledgeRef>()) {
+        return match first.as_str() {
+            "done" => parse_done(pledge, after),
+            "extend" => parse_extend(pledge, after),
+            _ => parse_release(pledge, after),
+        }
+        .map(Command::Pledge);
     }
     // Without an id and without "by" it cannot be a pledge either; the id is the likelier slip.
-    if matches!(first.as_str(), "done" | "release") && last_by(text).is_none() {
-        let syntax = if first == "done" { &PLEDGE_DONE } else { &PLEDGE_RELEASE };
+    if matches!(first.as_str(), "done" | "extend" | "release") && last_by(text).is_none() {
+        let syntax = match first.as_str() {
+            "done" => &PLEDGE_DONE,
+            "extend" => &PLEDGE_EXTEND,
+            _ => &PLEDGE_RELEASE,
+        };
         let problem = match second.parse::<PledgeRef>() {
             Err(e) if !second.is_empty() => e.to_string(),
             _ => "which pledge? give its id, like P-4".to_string(),
@@ -690,6 +703,18 @@ fn last_by(text: &str) -> Option<usize> {
 fn parse_done(pledge: PledgeRef, note: &str) -> Result<PledgeCommand, UsageError> {
     check_length("note", note, MAX_NOTE_CHARS, &PLEDGE_DONE)?;
     Ok(PledgeCommand::Done { pledge, note: non_blank(note) })
+}
+
+/// `extend P-4 to fri`; "to" or "by" may be left out.
+fn parse_extend(pledge: PledgeRef, rest: &str) -> Result<PledgeCommand, UsageError> {
+    let syntax = &PLEDGE_EXTEND;
+    let (word, after) = split_word(rest);
+    let when = if word.eq_ignore_ascii_case("to") || word.eq_ignore_ascii_case("by") { after } else { rest };
+    if is_blank(when) {
+        return Err(syntax.error(format!("say the new due date for {pledge}: {DATE_FORMS}")));
+    }
+    let due = DueDate::parse(trim(when)).map_err(|e| syntax.error(e.to_string()))?;
+    Ok(PledgeCommand::Extend { pledge, due })
 }
 
 fn parse_release(pledge: PledgeRef, reason: &str) -> Result<PledgeCommand, UsageError> {
@@ -1754,5 +1779,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn extend_moves_a_pledge_to_a_new_day_with_or_without_to() {
+        for text in ["extend P-4 to next fri", "extend p4 by next fri", "EXTEND P-4 next fri"] {
+            assert_eq!(
+                parse("/pledge", text),
+                Ok(Command::Pledge(PledgeCommand::Extend {
+                    pledge: PledgeRef(4),
+                    due: DueDate::NextWeekday(chrono::Weekday::Fri)
+                })),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn extend_without_a_date_or_with_a_bad_one_shows_its_usage() {
+        let err = parse("/pledge", "extend P-4").unwrap_err();
+        assert!(err.problem.contains("new due date for P-4"), "{}", err.problem);
+        assert_eq!(err.usage, PLEDGE_EXTEND.usage);
+        let err = parse("/pledge", "extend P-4 to someday").unwrap_err();
+        assert!(err.problem.contains("someday"), "{}", err.problem);
+        let err = parse("/pledge", "extend the deadline").unwrap_err();
+        assert_eq!(err.usage, PLEDGE_EXTEND.usage);
+        // With a "by" and no id it is a new pledge, like done and release.
+        assert!(matches!(parse("/pledge", "extend the trial by fri"), Ok(Command::Pledge(PledgeCommand::Make { .. }))));
     }
 }

@@ -69,9 +69,23 @@ pub enum ExperimentFilter {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PledgeCommand {
-    Make { text: String, due: DueDate },
-    Done { pledge: PledgeRef, note: Option<String> },
-    Release { pledge: PledgeRef, reason: String },
+    Make {
+        text: String,
+        due: DueDate,
+    },
+    Done {
+        pledge: PledgeRef,
+        note: Option<String>,
+    },
+    /// Move the due date; a broken pledge that is extended is open again.
+    Extend {
+        pledge: PledgeRef,
+        due: DueDate,
+    },
+    Release {
+        pledge: PledgeRef,
+        reason: String,
+    },
     List(PledgeFilter),
 }
 

@@ -20,6 +20,7 @@ pub use error::HttpError;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::platforms::slack::{self, Slack};
 use crate::store::Store;
 
 /// Largest request body accepted; platforms send a few kilobytes, so anything near this is abuse.
@@ -31,6 +32,8 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     pub clock: SharedClock,
+    /// Present when Slack is configured.
+    pub slack: Option<Arc<Slack>>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -41,9 +44,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
         tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
     });
+    let slack_configured = state.slack.is_some();
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(slack::routes(slack_configured))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(state)
         .layer(

@@ -262,6 +262,117 @@ impl Tx {
         Ok(WorkspaceId(id))
     }
 
+    /// The workspace for a platform's team id, if nudge has seen it.
+    pub async fn workspace(&mut self, platform: &str, external_id: &str) -> Result<Option<WorkspaceId>, StoreError> {
+        let found: Option<i64> = on_conn!(self, |c, pg| {
+            sqlx::query_scalar("SELECT id FROM workspaces WHERE platform = $1 AND external_id = $2")
+                .bind(platform)
+                .bind(external_id)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(found.map(WorkspaceId))
+    }
+
+    /// Records an OAuth install: the workspace's sealed bot token replaces any earlier one.
+    pub async fn save_installation(
+        &mut self,
+        ws: WorkspaceId,
+        bot_token_sealed: &str,
+        bot_user_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::query(
+                "UPDATE workspaces SET bot_token_sealed = $2, bot_user_id = $3, installed_at = $4 WHERE id = $1",
+            )
+            .bind(ws.0)
+            .bind(bot_token_sealed)
+            .bind(bot_user_id)
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The installed workspace for a team id, with its sealed bot token; None when not installed.
+    pub async fn installation(
+        &mut self,
+        platform: &str,
+        external_id: &str,
+    ) -> Result<Option<Installation>, StoreError> {
+        let row: Option<(i64, String)> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT id, bot_token_sealed FROM workspaces \
+                 WHERE platform = $1 AND external_id = $2 AND bot_token_sealed IS NOT NULL",
+            )
+            .bind(platform)
+            .bind(external_id)
+            .fetch_optional(&mut *c)
+            .await?
+        });
+        Ok(row.map(|(id, bot_token_sealed)| Installation { workspace_id: WorkspaceId(id), bot_token_sealed }))
+    }
+
+    /// Remembers an event delivery; false when it was seen before (a retry or a duplicate).
+    pub async fn record_event_delivery(
+        &mut self,
+        platform: &str,
+        team_id: &str,
+        event_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let inserted = on_conn!(self, |c, pg| {
+            sqlx::query(
+                "INSERT INTO processed_events (platform, event_id, team_id, received_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (platform, event_id) DO NOTHING",
+            )
+            .bind(platform)
+            .bind(event_id)
+            .bind(team_id)
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    pub async fn create_oauth_state(
+        &mut self,
+        platform: &str,
+        state: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::query("INSERT INTO oauth_states (state, platform, expires_at) VALUES ($1, $2, $3)")
+                .bind(state)
+                .bind(platform)
+                .bind(to_millis(expires_at))
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Uses up an OAuth state: true only the first time, and only before it expires.
+    pub async fn consume_oauth_state(
+        &mut self,
+        platform: &str,
+        state: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let expires: Option<i64> = on_conn!(self, |c, pg| {
+            sqlx::query_scalar("DELETE FROM oauth_states WHERE state = $1 AND platform = $2 RETURNING expires_at")
+                .bind(state)
+                .bind(platform)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(expires.is_some_and(|at| at > to_millis(now)))
+    }
+
     /// The channel, created with the defaults on first sight.
     pub async fn ensure_channel(
         &mut self,
@@ -741,6 +852,28 @@ impl Tx {
             .bind(to.as_str())
             .bind(note)
             .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
+    /// Moves an open or broken pledge's due date; a broken one is open again. Returns whether it changed.
+    pub async fn extend_pledge(
+        &mut self,
+        ws: WorkspaceId,
+        pledge: PledgeId,
+        due_on: NaiveDate,
+    ) -> Result<bool, StoreError> {
+        let changed = on_conn!(self, |c, pg| {
+            sqlx::query(
+                "UPDATE pledges SET due_on = $3, status = 'open' \
+                 WHERE workspace_id = $1 AND id = $2 AND status IN ('open', 'broken')",
+            )
+            .bind(ws.0)
+            .bind(pledge.0)
+            .bind(day_text(due_on))
             .execute(&mut *c)
             .await?
             .rows_affected()

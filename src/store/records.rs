@@ -19,6 +19,19 @@ macro_rules! row_id {
 }
 row_id!(WorkspaceId, ChannelId, MemberId, ExperimentId, PledgeId);
 
+/// An installed workspace and its bot token, sealed (see `crypto`).
+#[derive(Clone)]
+pub struct Installation {
+    pub workspace_id: WorkspaceId,
+    pub bot_token_sealed: String,
+}
+
+impl std::fmt::Debug for Installation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Installation").field("workspace_id", &self.workspace_id).finish_non_exhaustive()
+    }
+}
+
 /// What a channel starts with when nudge first hears from it.
 #[derive(Debug, Clone)]
 pub struct ChannelDefaults {
@@ -269,6 +282,7 @@ pub enum EventKind {
     ExperimentVoted,
     PledgeMade,
     PledgeKept,
+    PledgeExtended,
     PledgeReleased,
     PledgeBroken,
     RulesSet,
@@ -278,7 +292,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    const ALL: [EventKind; 13] = [
+    const ALL: [EventKind; 14] = [
         EventKind::ExperimentProposed,
         EventKind::ExperimentStarted,
         EventKind::ReadingRecorded,
@@ -286,6 +300,7 @@ impl EventKind {
         EventKind::ExperimentVoted,
         EventKind::PledgeMade,
         EventKind::PledgeKept,
+        EventKind::PledgeExtended,
         EventKind::PledgeReleased,
         EventKind::PledgeBroken,
         EventKind::RulesSet,
@@ -303,6 +318,7 @@ impl EventKind {
             EventKind::ExperimentVoted => "experiment.voted",
             EventKind::PledgeMade => "pledge.made",
             EventKind::PledgeKept => "pledge.kept",
+            EventKind::PledgeExtended => "pledge.extended",
             EventKind::PledgeReleased => "pledge.released",
             EventKind::PledgeBroken => "pledge.broken",
             EventKind::RulesSet => "channel.rules_set",

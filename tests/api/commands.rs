@@ -226,6 +226,19 @@ on_both_backends! {
         assert!(kept.text.contains("2 days late, and kept all the same"), "{}", kept.text);
     }
 
+    async fn an_overdue_pledge_can_be_extended_by_its_owner(store: Store) {
+        let mut ada = Typist::ada(&store).await;
+        ada.says("/pledge", "call five customers by tomorrow").await;
+        ada.now += Duration::days(3);
+        assert!(ada.bob().says("/pledge", "extend P-1 to fri").await.text.contains("P-1 is Ada's pledge"));
+        let extended = ada.says("/pledge", "extend P-1 to fri").await;
+        assert_eq!(extended.visibility, Visibility::Private);
+        assert!(extended.text.contains("P-1 is now due Fri 27 Nov"), "{}", extended.text);
+        let listed = all_text(&ada.says("/pledge", "list").await);
+        assert!(listed.contains("Due: Fri 27 Nov") && !listed.contains("overdue"), "{listed}");
+        assert!(ada.says("/pledge", "extend P-1 to 2026-11-20").await.text.contains("already passed"));
+    }
+
     async fn a_due_date_in_the_past_is_refused(store: Store) {
         let ada = Typist::ada(&store).await;
         let reply = ada.says("/pledge", "call five customers by 2026-11-01").await;

@@ -111,7 +111,6 @@ pub fn monday_morning() -> DateTime<Utc> {
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
-    #[allow(dead_code)] // the scheduler tests drive it
     pub clock: Arc<ManualClock>,
     pub store: Store,
     shutdown: CancellationToken,
@@ -121,11 +120,19 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(backend, &[]).await
+    }
+
+    /// Starts the app with extra settings, e.g. Slack's secrets and its API stand-in's URL.
+    pub async fn spawn_with(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
         let db = TestDb::new(backend).await;
         let mut env = HashMap::new();
         env.insert("NUDGE_LISTEN".to_string(), "127.0.0.1:0".to_string());
         env.insert("DATABASE_URL".to_string(), db.url.clone());
         env.insert("NUDGE_CONFIG".to_string(), empty_config_file());
+        for (key, value) in settings {
+            env.insert(key.to_string(), value.to_string());
+        }
         let config = Config::load(&env).expect("test configuration is valid");
         let clock = ManualClock::new(monday_morning());
         let app = Application::build(config, clock.clone()).await.expect("the app builds");

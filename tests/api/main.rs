@@ -6,4 +6,6 @@ mod helpers;
 mod binary;
 mod commands;
 mod health;
+mod slack;
+mod slack_oauth;
 mod store;

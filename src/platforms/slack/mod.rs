@@ -1,0 +1,143 @@
+//! Slack: signed slash commands, interactivity (buttons and modals), the Events API, OAuth v2
+//! installs, the app manifest, and the Web API client. This module turns Slack's wire formats into
+//! the neutral command core and back; nothing outside it knows Block Kit.
+
+pub mod api;
+pub mod manifest;
+pub mod oauth;
+pub mod render;
+pub mod routes;
+pub mod verify;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use url::Url;
+
+use crate::config::{Config, SlackInstall};
+use crate::crypto::TokenCipher;
+use crate::store::{Store, StoreError, WorkspaceId};
+
+pub use routes::routes;
+
+/// The platform name stored with every Slack workspace.
+pub const PLATFORM: &str = "slack";
+
+/// Everything the Slack handlers share.
+pub struct Slack {
+    signing_secrets: Vec<SecretString>,
+    install: SlackInstall,
+    pub client: api::SlackClient,
+    cipher: Option<TokenCipher>,
+    public_url: Option<Url>,
+    /// Team id → workspace id. Ids never change once allocated, so caching them saves a query per
+    /// command without making any replica's memory needed for correctness.
+    workspaces: RwLock<HashMap<String, WorkspaceId>>,
+}
+
+impl std::fmt::Debug for Slack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slack").field("client", &self.client).finish_non_exhaustive()
+    }
+}
+
+/// How a team stands with this server.
+pub enum Standing {
+    Ready(WorkspaceId),
+    /// Many-workspace mode and the team has not installed nudge: answer with the install link.
+    NotInstalled,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the stored bot token cannot be opened: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
+    #[error("team {0} has not installed nudge")]
+    NotInstalled(String),
+}
+
+impl Slack {
+    /// Built when the configuration has Slack settings; `None` otherwise.
+    pub fn from_config(config: &Config) -> Option<Slack> {
+        let slack = config.slack.as_ref()?;
+        Some(Slack {
+            signing_secrets: slack.signing_secrets.clone(),
+            install: slack.install.clone(),
+            client: api::SlackClient::new(&slack.api_url),
+            cipher: config.encryption_key.as_ref().map(TokenCipher::new),
+            public_url: config.public_url.clone(),
+            workspaces: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub fn signing_secrets(&self) -> &[SecretString] {
+        &self.signing_secrets
+    }
+
+    pub fn is_multi_workspace(&self) -> bool {
+        matches!(self.install, SlackInstall::OAuth { .. })
+    }
+
+    /// Where a team installs nudge: `<public url>/slack/install`.
+    pub fn install_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => format!("{}/slack/install", url.as_str().trim_end_matches('/')),
+            None => "/slack/install".to_string(),
+        }
+    }
+
+    /// The workspace a verified request's team belongs to. In one-workspace mode any team that
+    /// reaches us with our signature is ours and is created on first sight; with OAuth the team
+    /// must have installed nudge.
+    pub async fn standing(
+        &self,
+        store: &Store,
+        team_id: &str,
+        team_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Standing, StoreError> {
+        if let Some(ws) = self.workspaces.read().unwrap_or_else(|e| e.into_inner()).get(team_id) {
+            return Ok(Standing::Ready(*ws));
+        }
+        let mut tx = store.begin().await?;
+        let ws = match &self.install {
+            SlackInstall::Single { .. } => {
+                let ws = tx.ensure_workspace(PLATFORM, team_id, team_name, now).await?;
+                tx.commit().await?;
+                ws
+            }
+            SlackInstall::OAuth { .. } => match tx.installation(PLATFORM, team_id).await? {
+                Some(installation) => installation.workspace_id,
+                None => return Ok(Standing::NotInstalled),
+            },
+        };
+        self.remember(team_id, ws);
+        Ok(Standing::Ready(ws))
+    }
+
+    fn remember(&self, team_id: &str, ws: WorkspaceId) {
+        self.workspaces.write().unwrap_or_else(|e| e.into_inner()).insert(team_id.to_string(), ws);
+    }
+
+    /// The bot token to call Slack with on behalf of a team.
+    pub async fn token_for(&self, store: &Store, team_id: &str) -> Result<SecretString, TokenError> {
+        match &self.install {
+            SlackInstall::Single { bot_token } => Ok(bot_token.clone()),
+            SlackInstall::OAuth { .. } => {
+                let mut tx = store.begin().await?;
+                let installation = tx
+                    .installation(PLATFORM, team_id)
+                    .await?
+                    .ok_or_else(|| TokenError::NotInstalled(team_id.into()))?;
+                drop(tx);
+                let cipher = self.cipher.as_ref().ok_or(crate::crypto::CryptoError::UnknownKey("none".into()))?;
+                Ok(cipher.open(installation.workspace_id.0, &installation.bot_token_sealed)?)
+            }
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! Slack's endpoints. Every request is verified before anything reads it (401 and nothing else on
+//! failure); answers go back within Slack's three seconds, and anything slow (Web API calls) runs
+//! after the acknowledgement.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tracing::Instrument;
+
+use super::render::{self, FieldErrors};
+use super::verify::verify;
+use super::wire::{self, Event, EventEnvelope, Interaction, ModalOrigin, SlashCommand};
+use super::{PLATFORM, Slack, Standing, manifest, oauth};
+use crate::commands::execute::{help_reply, usage_reply};
+use crate::commands::reply::{ActionKind, Reply, Visibility};
+use crate::commands::{Command, ExperimentCommand, Invocation, PledgeCommand, execute, grammar};
+use crate::domain::ids::ExperimentRef;
+use crate::http::AppState;
+use crate::store::WorkspaceId;
+
+/// The Slack routes: the manifest always (it is how a newcomer creates the app), the rest when a
+/// signing secret is configured.
+pub fn routes(slack_configured: bool) -> Router<AppState> {
+    let router = Router::new().route("/slack/manifest", get(manifest::manifest));
+    if !slack_configured {
+        return router;
+    }
+    router
+        .route("/slack/commands", post(commands))
+        .route("/slack/interactions", post(interactions))
+        .route("/slack/events", post(events))
+        .route("/slack/install", get(oauth::install))
+        .route("/slack/oauth/callback", get(oauth::callback))
+}
+
+fn slack(app: &AppState) -> &Arc<Slack> {
+    app.slack.as_ref().expect("Slack routes are mounted only when Slack is configured")
+}
+
+/// Whether the request carries a valid Slack signature; callers answer 401 and nothing else when not.
+fn verified(app: &AppState, headers: &HeaderMap, body: &[u8]) -> bool {
+    let now = app.clock.now().timestamp();
+    match verify(headers, body, slack(app).signing_secrets(), now) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::info!(%error, "rejected a Slack request");
+            false
+        }
+    }
+}
+
+fn bad_request(what: &str) -> Response {
+    (StatusCode::BAD_REQUEST, format!("not a Slack {what}\n")).into_response()
+}
+
+fn json(value: serde_json::Value) -> Response {
+    axum::Json(value).into_response()
+}
+
+/// A private answer to a slash command.
+fn private(text: impl Into<String>) -> Response {
+    json(render::command_response(&Reply::private(text)))
+}
+
+const SOMETHING_WENT_WRONG: &str =
+    "Something went wrong on nudge's side and it has been logged. Please try again in a moment.";
+
+fn not_installed(slack: &Slack) -> String {
+    format!("nudge is not installed in this workspace yet. Install it here: {}", slack.install_url())
+}
+
+// ----- slash commands ---------------------------------------------------------------------------
+
+async fn commands(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !verified(&app, &headers, &body) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let Ok(form) = serde_urlencoded::from_bytes::<SlashCommand>(&body) else {
+        return bad_request("slash command");
+    };
+    let text = wire::unescape(&form.text);
+    if let Some(request) = modal_request(&form.command, &text) {
+        return open_modal_for_command(app, form, request).await;
+    }
+    let command = match grammar::parse(&form.command, &text) {
+        Ok(command) => command,
+        Err(usage) => return json(render::command_response(&usage_reply(&usage))),
+    };
+    // Help needs no workspace and no database: the fastest answer nudge gives.
+    if let Command::Help(topic) = command {
+        return json(render::command_response(&help_reply(topic)));
+    }
+    let slack = slack(&app);
+    let now = app.clock.now();
+    let ws = match slack.standing(&app.store, &form.team_id, &form.team_domain, now).await {
+        Ok(Standing::Ready(ws)) => ws,
+        Ok(Standing::NotInstalled) => return private(not_installed(slack)),
+        Err(error) => {
+            tracing::error!(error = %error, "cannot resolve the Slack workspace");
+            return private(SOMETHING_WENT_WRONG);
+        }
+    };
+    let invocation = Invocation {
+        workspace: ws,
+        channel_id: form.channel_id,
+        channel_name: form.channel_name,
+        member_id: form.user_id,
+        member_name: form.user_name,
+        now,
+    };
+    let span = tracing::info_span!("command", workspace = ws.0, channel = %invocation.channel_id);
+    match execute(&app.store, &app.config.defaults, &invocation, command).instrument(span).await {
+        Ok(reply) => json(render::command_response(&reply)),
+        Err(error) => {
+            tracing::error!(error = %error, "a Slack command failed");
+            private(SOMETHING_WENT_WRONG)
+        }
+    }
+}
+
+/// Modals nudge opens instead of answering with text.
+enum ModalRequest {
+    Propose,
+    Close(ExperimentRef),
+}
+
+/// `/experiment` or `/experiment propose` with nothing after it, and `/experiment close E-3`
+/// without an outcome, open forms; recognised before the grammar calls them help or incomplete.
+fn modal_request(command_name: &str, text: &str) -> Option<ModalRequest> {
+    if !command_name.trim_start_matches('/').eq_ignore_ascii_case("experiment") {
+        return None;
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    match words.as_slice() {
+        [] => Some(ModalRequest::Propose),
+        [word] if word.eq_ignore_ascii_case("propose") => Some(ModalRequest::Propose),
+        [word, id] if word.eq_ignore_ascii_case("close") => id.parse().ok().map(ModalRequest::Close),
+        _ => None,
+    }
+}
+
+async fn open_modal_for_command(app: AppState, form: SlashCommand, request: ModalRequest) -> Response {
+    let Some(trigger_id) = form.trigger_id.clone() else {
+        return private("Slack sent no trigger id, so the form cannot open; type the whole command instead.");
+    };
+    let slack = slack(&app).clone();
+    let now = app.clock.now();
+    let ws = match slack.standing(&app.store, &form.team_id, &form.team_domain, now).await {
+        Ok(Standing::Ready(ws)) => ws,
+        Ok(Standing::NotInstalled) => return private(not_installed(&slack)),
+        Err(error) => {
+            tracing::error!(error = %error, "cannot resolve the Slack workspace");
+            return private(SOMETHING_WENT_WRONG);
+        }
+    };
+    let origin = ModalOrigin { channel_id: form.channel_id.clone(), channel_name: form.channel_name.clone() };
+    let metadata = serde_json::to_string(&origin).unwrap_or_default();
+    let view = match request {
+        ModalRequest::Propose => render::propose_modal(&metadata),
+        ModalRequest::Close(id) => match experiment_title(&app, ws, id).await {
+            Ok(Some(title)) => render::close_modal(id, &title, &metadata),
+            Ok(None) => {
+                return private(format!(
+                    "There is no {id} in this workspace. `/experiment list all` shows every experiment."
+                ));
+            }
+            Err(response) => return response,
+        },
+    };
+    spawn_open_view(app, form.team_id, trigger_id, view);
+    // An empty 200 acknowledges the command without a message; the form is the answer.
+    StatusCode::OK.into_response()
+}
+
+async fn experiment_title(app: &AppState, ws: WorkspaceId, id: ExperimentRef) -> Result<Option<String>, Response> {
+    let found = async {
+        let mut tx = app.store.begin().await?;
+        tx.experiment(ws, id).await
+    }
+    .await;
+    match found {
+        Ok(experiment) => Ok(experiment.map(|e| e.title)),
+        Err(error) => {
+            tracing::error!(%error, "cannot load an experiment for a form");
+            Err(private(SOMETHING_WENT_WRONG))
+        }
+    }
+}
+
+/// views.open must use the trigger id within about three seconds, so it runs right after the ack.
+fn spawn_open_view(app: AppState, team_id: String, trigger_id: String, view: serde_json::Value) {
+    tokio::spawn(async move {
+        let slack = slack(&app);
+        let result = match slack.token_for(&app.store, &team_id).await {
+            Ok(token) => slack.client.open_view(&token, &trigger_id, &view).await.map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not open a Slack form");
+        }
+    });
+}
+
+// ----- interactivity ----------------------------------------------------------------------------
+
+async fn interactions(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !verified(&app, &headers, &body) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let Ok(form) = serde_urlencoded::from_bytes::<wire::InteractionForm>(&body) else {
+        return bad_request("interaction");
+    };
+    let interaction = match serde_json::from_str::<Interaction>(&form.payload) {
+        Ok(interaction) => interaction,
+        Err(error) => {
+            tracing::info!(%error, "unreadable Slack interaction payload");
+            return bad_request("interaction payload");
+        }
+    };
+    match interaction {
+        Interaction::BlockActions(actions) => block_actions(app, actions).await,
+        Interaction::ViewSubmission(submission) => view_submission(app, submission).await,
+        Interaction::ViewClosed(_) | Interaction::Other => StatusCode::OK.into_response(),
+    }
+}
+
+async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
+    let Some(team_id) = wire::team_of(payload.team.as_ref(), &payload.user) else {
+        return StatusCode::OK.into_response();
+    };
+    let Some(action) = payload.actions.first() else {
+        return StatusCode::OK.into_response();
+    };
+    let Some(kind) = render::parse_action(&action.action_id, action.value.as_deref().unwrap_or_default()) else {
+        // Buttons from an older version, or another app's: acknowledged so Slack shows no error.
+        tracing::info!(action_id = %action.action_id, "unknown Slack action");
+        return StatusCode::OK.into_response();
+    };
+    let slack = slack(&app).clone();
+    let now = app.clock.now();
+    let ws = match slack.standing(&app.store, &team_id, "", now).await {
+        Ok(Standing::Ready(ws)) => ws,
+        Ok(Standing::NotInstalled) => return StatusCode::OK.into_response(),
+        Err(error) => {
+            tracing::error!(%error, "cannot resolve the Slack workspace");
+            return StatusCode::OK.into_response();
+        }
+    };
+    let channel = payload.channel.clone().unwrap_or(wire::Channel { id: String::new(), name: String::new() });
+    let origin = ModalOrigin { channel_id: channel.id.clone(), channel_name: channel.name.clone() };
+    let metadata = serde_json::to_string(&origin).unwrap_or_default();
+    let command = match kind {
+        ActionKind::StartExperiment(id) => Command::Experiment(ExperimentCommand::Start(id)),
+        ActionKind::Vote(id) => Command::Experiment(ExperimentCommand::Vote(id)),
+        ActionKind::PledgeDone(id) => Command::Pledge(PledgeCommand::Done { pledge: id, note: None }),
+        ActionKind::UpdateMetric(id) => {
+            let found = async {
+                let mut tx = app.store.begin().await?;
+                tx.experiment(ws, id).await
+            }
+            .await;
+            if let Ok(Some(e)) = found {
+                let view =
+                    render::update_metric_modal(id, &e.title, &e.metric.name, e.metric.unit.as_deref(), &metadata);
+                spawn_open_view(app, team_id, payload.trigger_id, view);
+            }
+            return StatusCode::OK.into_response();
+        }
+        ActionKind::PledgeExtend(id) | ActionKind::PledgeRelease(id) => {
+            let found = async {
+                let mut tx = app.store.begin().await?;
+                tx.pledge(ws, id).await
+            }
+            .await;
+            if let Ok(Some(pledge)) = found {
+                let view = if matches!(kind, ActionKind::PledgeExtend(_)) {
+                    render::extend_pledge_modal(id, &pledge.text, &metadata)
+                } else {
+                    render::release_pledge_modal(id, &pledge.text, &metadata)
+                };
+                spawn_open_view(app, team_id, payload.trigger_id, view);
+            }
+            return StatusCode::OK.into_response();
+        }
+    };
+    let invocation = Invocation {
+        workspace: ws,
+        channel_id: channel.id,
+        channel_name: channel.name,
+        member_id: payload.user.id.clone(),
+        member_name: payload.user.display_name().to_string(),
+        now,
+    };
+    let reply = match execute(&app.store, &app.config.defaults, &invocation, command).await {
+        Ok(reply) => reply,
+        Err(error) => {
+            tracing::error!(%error, "a Slack button failed");
+            Reply::private(SOMETHING_WENT_WRONG)
+        }
+    };
+    if let Some(response_url) = payload.response_url {
+        tokio::spawn(async move {
+            let mut message = render::message(&reply);
+            message["response_type"] = json!(response_type(reply.visibility));
+            message["replace_original"] = json!(false);
+            if let Err(error) = slack.client.post_to_response_url(&response_url, &message).await {
+                tracing::warn!(%error, "could not answer a Slack button");
+            }
+        });
+    }
+    StatusCode::OK.into_response()
+}
+
+fn response_type(visibility: Visibility) -> &'static str {
+    match visibility {
+        Visibility::Private => "ephemeral",
+        Visibility::Channel => "in_channel",
+    }
+}
+
+async fn view_submission(app: AppState, payload: wire::ViewSubmission) -> Response {
+    let command = match render::read_submission(&payload.view.callback_id, &payload.view.state.values) {
+        Ok(command) => command,
+        Err(errors) => return field_errors(errors),
+    };
+    let Some(team_id) = wire::team_of(payload.team.as_ref(), &payload.user) else {
+        return StatusCode::OK.into_response();
+    };
+    let Ok(origin) = serde_json::from_str::<ModalOrigin>(&payload.view.private_metadata) else {
+        tracing::info!("a Slack form came back without its channel");
+        return StatusCode::OK.into_response();
+    };
+    let slack = slack(&app).clone();
+    let now = app.clock.now();
+    let ws = match slack.standing(&app.store, &team_id, "", now).await {
+        Ok(Standing::Ready(ws)) => ws,
+        Ok(Standing::NotInstalled) | Err(_) => return StatusCode::OK.into_response(),
+    };
+    let invocation = Invocation {
+        workspace: ws,
+        channel_id: origin.channel_id.clone(),
+        channel_name: origin.channel_name,
+        member_id: payload.user.id.clone(),
+        member_name: payload.user.display_name().to_string(),
+        now,
+    };
+    let reply = match execute(&app.store, &app.config.defaults, &invocation, command).await {
+        Ok(reply) => reply,
+        Err(error) => {
+            tracing::error!(%error, "a Slack form failed");
+            Reply::private(SOMETHING_WENT_WRONG)
+        }
+    };
+    let user = payload.user.id;
+    tokio::spawn(async move {
+        let message = render::message(&reply);
+        let result = match slack.token_for(&app.store, &team_id).await {
+            Ok(token) => match reply.visibility {
+                Visibility::Channel => {
+                    slack.client.post_message(&token, &origin.channel_id, &message, None).await.map(|_| ())
+                }
+                Visibility::Private => slack.client.post_ephemeral(&token, &origin.channel_id, &user, &message).await,
+            }
+            .map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not post a form's result to Slack");
+        }
+    });
+    // An empty 200 closes the modal.
+    StatusCode::OK.into_response()
+}
+
+fn field_errors(errors: FieldErrors) -> Response {
+    json(json!({ "response_action": "errors", "errors": errors }))
+}
+
+// ----- events -----------------------------------------------------------------------------------
+
+async fn events(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if !verified(&app, &headers, &body) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let envelope = match serde_json::from_slice::<EventEnvelope>(&body) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            tracing::info!(%error, "unreadable Slack event");
+            return bad_request("event");
+        }
+    };
+    let callback = match envelope {
+        EventEnvelope::UrlVerification { challenge } => return json(json!({ "challenge": challenge })),
+        EventEnvelope::EventCallback(callback) => callback,
+        EventEnvelope::Other => return StatusCode::OK.into_response(),
+    };
+    // Slack retries (with or without retry headers); the unique event id makes the second one a no-op.
+    let first_time = async {
+        let mut tx = app.store.begin().await?;
+        let new = tx.record_event_delivery(PLATFORM, &callback.team_id, &callback.event_id, app.clock.now()).await?;
+        tx.commit().await?;
+        Ok::<bool, crate::store::StoreError>(new)
+    }
+    .await;
+    match first_time {
+        Ok(true) => {}
+        Ok(false) => return StatusCode::OK.into_response(),
+        Err(error) => {
+            // A 500 makes Slack retry later, which is what we want when the database hiccups.
+            tracing::error!(%error, "cannot record a Slack event");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    }
+    if let Event::AppMention { user, channel, .. } = callback.event {
+        let slack = slack(&app).clone();
+        let team_id = callback.team_id;
+        tokio::spawn(async move {
+            let message = render::message(&help_reply(crate::commands::HelpTopic::All));
+            let result = match slack.token_for(&app.store, &team_id).await {
+                Ok(token) => {
+                    slack.client.post_ephemeral(&token, &channel, &user, &message).await.map_err(|e| e.to_string())
+                }
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(error) = result {
+                tracing::warn!(%error, "could not answer a Slack mention");
+            }
+        });
+    }
+    StatusCode::OK.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incomplete_experiment_commands_open_forms() {
+        assert!(matches!(modal_request("/experiment", ""), Some(ModalRequest::Propose)));
+        assert!(matches!(modal_request("/experiment", "  propose "), Some(ModalRequest::Propose)));
+        assert!(matches!(modal_request("/experiment", "close E-3"), Some(ModalRequest::Close(ExperimentRef(3)))));
+        assert!(modal_request("/experiment", "close E-3 won yes").is_none());
+        assert!(modal_request("/experiment", "list").is_none());
+        assert!(modal_request("/pledge", "").is_none());
+    }
+}
