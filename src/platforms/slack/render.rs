@@ -73,47 +73,51 @@ use block_ids::*;
 /// The Block Kit blocks for a reply: its headline, then each section (text with fields, metric line,
 /// buttons), never more than Slack's 50; what does not fit is counted in a closing "…and N more".
 pub fn blocks(reply: &Reply) -> Vec<Value> {
-    let headline = json!({"type": "section", "text": mrkdwn(cut_mrkdwn(&escape(&fallback_text(reply)), MAX_TEXT))});
     let mut ids = ActionIds::default();
-    let rendered: Vec<Vec<Value>> =
-        reply.sections.iter().map(|section| section_blocks(section, &mut ids)).filter(|b| !b.is_empty()).collect();
-    let total: usize = rendered.iter().map(Vec::len).sum();
+    // Sections with nothing to show render to no blocks and are not counted anywhere.
+    let rendered: Vec<(&Section, Vec<Value>)> = reply
+        .sections
+        .iter()
+        .map(|section| (section, section_blocks(section, &mut ids)))
+        .filter(|(_, blocks)| !blocks.is_empty())
+        .collect();
+    let total: usize = rendered.iter().map(|(_, blocks)| blocks.len()).sum();
     let dividers = rendered.len().saturating_sub(1);
 
-    let mut out = vec![headline];
+    let mut out = vec![json!({"type": "section", "text": mrkdwn(plain_fallback(reply))})];
     // Dividers help the eye but are the first thing to go when room is short.
     if out.len() + total + dividers <= MAX_MESSAGE_BLOCKS {
-        for (i, section) in rendered.into_iter().enumerate() {
+        for (i, (_, blocks)) in rendered.into_iter().enumerate() {
             if i > 0 {
                 out.push(json!({"type": "divider"}));
             }
-            out.extend(section);
+            out.extend(blocks);
         }
         return out;
     }
     if out.len() + total <= MAX_MESSAGE_BLOCKS {
-        out.extend(rendered.into_iter().flatten());
+        out.extend(rendered.into_iter().flat_map(|(_, blocks)| blocks));
         return out;
     }
 
     // Too much: whole sections while they fit, keeping one block for the note that counts the rest.
     let room = MAX_MESSAGE_BLOCKS - 1;
     let mut shown = 0;
-    for section in &rendered {
-        if out.len() + section.len() <= room {
-            out.extend(section.iter().cloned());
+    for (_, blocks) in &rendered {
+        if out.len() + blocks.len() <= room {
+            out.extend(blocks.iter().cloned());
             shown += 1;
         } else {
             if shown == 0 {
                 // One section too large on its own is shown in part rather than not at all.
                 let fits = room - out.len();
-                out.extend(section.iter().take(fits).cloned());
+                out.extend(blocks.iter().take(fits).cloned());
                 shown = 1;
             }
             break;
         }
     }
-    let hidden: Vec<&Section> = reply.sections.iter().filter(|s| !section_is_empty(s)).skip(shown).collect();
+    let hidden: Vec<&Section> = rendered[shown..].iter().map(|(section, _)| *section).collect();
     out.push(context(&more_note(&hidden)));
     out
 }
@@ -147,15 +151,6 @@ fn fallback_text(reply: &Reply) -> String {
         [s.heading.as_deref(), s.body.as_deref()].into_iter().flatten().find(|t| !is_blank(t)).map(str::to_string)
     });
     first.map(|t| t.trim().to_string()).unwrap_or_else(|| "nudge".to_string())
-}
-
-fn section_is_empty(section: &Section) -> bool {
-    let blank = |t: &Option<String>| t.as_deref().is_none_or(is_blank);
-    blank(&section.heading)
-        && blank(&section.body)
-        && section.fields.iter().all(|f| is_blank(&f.label) && is_blank(&f.value))
-        && section.metric.is_none()
-        && section.actions.is_empty()
 }
 
 fn section_blocks(section: &Section, ids: &mut ActionIds) -> Vec<Value> {
@@ -1110,7 +1105,7 @@ mod tests {
             let cut = cut_mrkdwn(&escape(&text), MAX_TEXT);
             assert!(units(&cut) <= MAX_TEXT);
             let before_ellipsis = cut.trim_end_matches('…').trim_start_matches('a');
-            assert!(before_ellipsis.len() % 4 == 0 && before_ellipsis.chars().all(|c| "&lt;".contains(c)), "{padding}");
+            assert_eq!(before_ellipsis, "&lt;".repeat(before_ellipsis.len() / 4), "{padding}");
         }
         assert_eq!(cut_plain("héllo wörld", 6), "héllo…");
     }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# nudge's slash-command path measured side by side with the anchors (Bolt-JS and axum-min) in one
+# run of ../shared/anchors/bench.sh: each server pinned to core 0, wrk to core 1, rounds alternated.
+#   project-db0: /nudge help               (verify, parse, render; no database)
+#   project-db1: /experiment propose …     (one transaction on Postgres: experiment, short id, event)
+# Usage: bench/run.sh [ROUNDS] [SECONDS]     env: ANCHORS=path/to/shared/anchors
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+anchors=${ANCHORS:-$root/../shared/anchors}
+rounds=${1:-3}
+seconds=${2:-8}
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+command -v node >/dev/null || { echo "bench: node and npm are needed for the Bolt-JS anchor" >&2; exit 1; }
+(cd "$root" && cargo build --release --quiet)
+
+# A fresh database for every run, so earlier runs' rows do not slow this one.
+psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS nudge_bench WITH (FORCE)" >/dev/null
+psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE nudge_bench" >/dev/null
+
+export PROJECT_CMD="exec env RUST_LOG=warn NUDGE_LISTEN=127.0.0.1:3000 \
+  DATABASE_URL=postgres://postgres@127.0.0.1:5432/nudge_bench \
+  NUDGE_SLACK_SIGNING_SECRET=anchor-secret NUDGE_SLACK_BOT_TOKEN=xoxb-bench-token \
+  NUDGE_SLACK_API_URL=http://127.0.0.1:9/api $root/target/release/nudge"
+export PROJECT_PORT=3000 PROJECT_PATH=/slack/commands PROJECT_SECRET=anchor-secret
+bash "$anchors/bench.sh" "$rounds" "$seconds" | tee /tmp/nudge-bench.txt
+
+# Medians per target and the ratios the Slack issue sets as targets.
+python3 - /tmp/nudge-bench.txt <<'PY'
+import re, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    m = re.match(r'(\S+)\s+rps=(\S+)\s+p50=(\S+)\s+p99=(\S+)\s+peakRSS_kB=(\S+)', line)
+    if m:
+        rows.setdefault(m[1], []).append((float(m[2] or 0), m[4], int(m[5] or 0)))
+med = {k: statistics.median(r[0] for r in v) for k, v in rows.items()}
+print("\nmedians (requests/s, peak RSS):")
+for k, v in rows.items():
+    print(f"  {k:14} {med[k]:>10.0f} rps   p99 {v[len(v)//2][1]:>8}   peak RSS {max(r[2] for r in v)/1024:.1f} MB")
+def ratio(a, b):
+    return med.get(a, 0) / med[b] if med.get(b) else float('nan')
+print("\ntargets (ratios in this run):")
+print(f"  /nudge help vs Bolt-JS ack-only            {ratio('project-db0','bolt-db0'):6.1f}x  (target >= 12x)")
+print(f"  /experiment propose vs Bolt-JS + insert    {ratio('project-db1','bolt-db1'):6.1f}x  (target >= 4x)")
+print(f"  /experiment propose vs axum-min + insert   {ratio('project-db1','axummin-db1'):6.2f}x  (target >= 1x)")
+rss = max(r[2] for k in rows if k.startswith('project') for r in rows[k]) / 1024 if any(k.startswith('project') for k in rows) else 0
+print(f"  nudge peak RSS                             {rss:6.1f} MB (target <= 20 MB)")
+PY
