@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
+use crate::commands::queue::CommandQueue;
 use crate::config::Config;
 use crate::config::SlackInstall;
 use crate::http::{self, AppState};
@@ -34,7 +35,8 @@ impl Application {
         let address = listener.local_addr()?;
         let timeout = config.request_timeout;
         let slack = Slack::from_config(&config).map(Arc::new);
-        let state = AppState { store: store.clone(), config: Arc::new(config), clock, slack };
+        let commands = CommandQueue::start(store.clone(), config.defaults.clone());
+        let state = AppState { store: store.clone(), config: Arc::new(config), clock, commands, slack };
         let router = http::router(state, timeout);
         Ok(Application { listener, router, store, address })
     }

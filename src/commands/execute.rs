@@ -99,13 +99,19 @@ pub fn usage_reply(error: &UsageError) -> Reply {
     Reply::private(error.to_string())
 }
 
-/// The answer to a help command; it needs no workspace, channel or database.
+/// The answer to a help command; it needs no workspace, channel or database. The list goes in a
+/// section and the headline stays short, because platforms repeat the headline as the fallback.
 pub fn help_reply(topic: HelpTopic) -> Reply {
-    Reply::private(help_text(topic))
+    let headline = match topic {
+        HelpTopic::All => "What nudge can do",
+        HelpTopic::Experiment => "Experiments with nudge",
+        HelpTopic::Pledge => "Pledges with nudge",
+    };
+    Reply::private(headline).with_section(Section::body(help_text(topic)))
 }
 
-/// Runs one command. Help needs no database; everything else is one transaction, committed only
-/// when the command succeeds.
+/// Runs one command in a transaction of its own. Help needs no database; everything else is
+/// committed only when the command succeeds.
 pub async fn execute(
     store: &Store,
     defaults: &Defaults,
@@ -116,6 +122,78 @@ pub async fn execute(
         return Ok(help_reply(topic));
     }
     let mut tx = store.begin().await?;
+    match run(&mut tx, defaults, inv, command).await {
+        Ok(reply) => {
+            tx.commit().await?;
+            Ok(reply)
+        }
+        // Dropping the transaction rolls back everything, including first-sight channel/member rows.
+        Err(Failure::User(reply)) => Ok(reply),
+        Err(Failure::Store(error)) => Err(error),
+    }
+}
+
+/// Runs several commands in one transaction, each under its own savepoint: a command that fails is
+/// rolled back alone (it changes nothing), and the rest share one commit. Answers come back in the
+/// order of `jobs`. If the shared transaction itself breaks before its commit, nothing of it was
+/// kept, so each command is run again on its own; if the commit fails, every command fails.
+pub async fn execute_batch(
+    store: &Store,
+    defaults: &Defaults,
+    jobs: Vec<(Invocation, Command)>,
+) -> Vec<Result<Reply, StoreError>> {
+    match try_batch(store, defaults, &jobs).await {
+        Ok(Ok(answers)) => answers,
+        Ok(Err(commit_error)) => {
+            tracing::error!(error = %commit_error, commands = jobs.len(), "a shared commit failed");
+            jobs.iter().map(|_| Err(StoreError::SharedCommit(commit_error.to_string()))).collect()
+        }
+        Err(error) => {
+            tracing::warn!(%error, commands = jobs.len(), "a shared transaction broke; running its commands one by one");
+            let mut answers = Vec::with_capacity(jobs.len());
+            for (inv, command) in jobs {
+                answers.push(execute(store, defaults, &inv, command).await);
+            }
+            answers
+        }
+    }
+}
+
+/// The outer error means the batch was abandoned before its commit (safe to run again); the inner
+/// one that the commit itself failed (its outcome unknown, so not safe to run again).
+async fn try_batch(
+    store: &Store,
+    defaults: &Defaults,
+    jobs: &[(Invocation, Command)],
+) -> Result<Result<Vec<Result<Reply, StoreError>>, StoreError>, StoreError> {
+    let mut tx = store.begin().await?;
+    let mut answers = Vec::with_capacity(jobs.len());
+    for (inv, command) in jobs {
+        if let Command::Help(topic) = command {
+            answers.push(Ok(help_reply(*topic)));
+            continue;
+        }
+        tx.savepoint().await?;
+        match run(&mut tx, defaults, inv, command.clone()).await {
+            Ok(reply) => {
+                tx.release_savepoint().await?;
+                answers.push(Ok(reply));
+            }
+            Err(Failure::User(reply)) => {
+                tx.rollback_to_savepoint().await?;
+                answers.push(Ok(reply));
+            }
+            Err(Failure::Store(error)) => {
+                tx.rollback_to_savepoint().await?;
+                answers.push(Err(error));
+            }
+        }
+    }
+    Ok(tx.commit().await.map(|()| answers))
+}
+
+/// Runs one command inside `tx`, which the caller commits on success and rolls back otherwise.
+async fn run(tx: &mut Tx, defaults: &Defaults, inv: &Invocation, command: Command) -> Result<Reply, Failure> {
     let channel_defaults = ChannelDefaults {
         schedule: defaults.checkin.expression().to_string(),
         time_zone: defaults.time_zone.name().to_string(),
@@ -125,20 +203,11 @@ pub async fn execute(
         tx.ensure_channel(inv.workspace, &inv.channel_id, &inv.channel_name, &channel_defaults, inv.now).await?;
     let member = tx.ensure_member(inv.workspace, &inv.member_id, &inv.member_name, inv.now).await?;
     let ctx = Context { ws: inv.workspace, channel, member, now: inv.now, defaults };
-    let outcome = match command {
-        Command::Help(_) => unreachable!("answered above"),
-        Command::Experiment(c) => run_experiment(&mut tx, &ctx, c).await,
-        Command::Pledge(c) => run_pledge(&mut tx, &ctx, c).await,
-        Command::Nudge(c) => run_nudge(&mut tx, &ctx, c).await,
-    };
-    match outcome {
-        Ok(reply) => {
-            tx.commit().await?;
-            Ok(reply)
-        }
-        // Dropping the transaction rolls back everything, including first-sight channel/member rows.
-        Err(Failure::User(reply)) => Ok(reply),
-        Err(Failure::Store(error)) => Err(error),
+    match command {
+        Command::Help(topic) => Ok(help_reply(topic)),
+        Command::Experiment(c) => run_experiment(tx, &ctx, c).await,
+        Command::Pledge(c) => run_pledge(tx, &ctx, c).await,
+        Command::Nudge(c) => run_nudge(tx, &ctx, c).await,
     }
 }
 
@@ -168,7 +237,7 @@ async fn propose(tx: &mut Tx, ctx: &Context<'_>, proposal: Proposal) -> Result<R
     };
     let new = NewExperiment {
         channel: ctx.channel.id,
-        owner: ctx.member.id,
+        owner: &ctx.member,
         title: &proposal.title,
         hypothesis: &proposal.hypothesis,
         metric: &proposal.metric,

@@ -4,6 +4,7 @@
 pub mod digest;
 pub mod execute;
 pub mod grammar;
+pub mod queue;
 pub mod reply;
 
 use chrono::{NaiveDate, Weekday};

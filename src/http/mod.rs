@@ -12,13 +12,14 @@ use axum::http::{HeaderName, Request, StatusCode};
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::HttpError;
 
 use crate::clock::SharedClock;
+use crate::commands::queue::CommandQueue;
 use crate::config::Config;
 use crate::platforms::slack::{self, Slack};
 use crate::store::Store;
@@ -32,11 +33,36 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     pub clock: SharedClock,
+    /// Where commands run: concurrent commands share commits.
+    pub commands: CommandQueue,
     /// Present when Slack is configured.
     pub slack: Option<Arc<Slack>>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Request ids: a per-process random prefix and a counter. Unique enough to follow one request
+/// through the logs, and far cheaper than a random UUID per request (no system call).
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        let mut bytes = [0u8; 4];
+        let _ = getrandom::fill(&mut bytes);
+        RequestIds { prefix: hex::encode(bytes).into(), next: Arc::new(std::sync::atomic::AtomicU64::new(1)) }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}-{n}", self.prefix).parse().ok().map(RequestId::new)
+    }
+}
 
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -53,7 +79,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
                 .layer(trace)
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

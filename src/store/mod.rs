@@ -34,6 +34,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("a stored value is not valid: {0}")]
     Corrupt(String),
+    #[error("the shared commit of several commands failed: {0}")]
+    SharedCommit(String),
+    #[error("the command queue has stopped")]
+    QueueClosed,
 }
 
 /// Which database a [`Store`] talks to.
@@ -223,6 +227,31 @@ impl Tx {
             TxConn::Postgres(t) => t.commit().await?,
             TxConn::Sqlite(t) => t.commit().await?,
         }
+        Ok(())
+    }
+
+    // Savepoints let several commands share one transaction: each runs under its own, and one
+    // that fails is rolled back alone. They go as plain SQL (no parameters to prepare).
+
+    pub async fn savepoint(&mut self) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::raw_sql("SAVEPOINT command").execute(&mut *c).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::raw_sql("RELEASE SAVEPOINT command").execute(&mut *c).await?;
+        });
+        Ok(())
+    }
+
+    /// Undoes everything since the savepoint and drops it.
+    pub async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::raw_sql("ROLLBACK TO SAVEPOINT command; RELEASE SAVEPOINT command").execute(&mut *c).await?;
+        });
         Ok(())
     }
 
@@ -533,39 +562,62 @@ impl Tx {
         new: &NewExperiment<'_>,
         now: DateTime<Utc>,
     ) -> Result<ExperimentRecord, StoreError> {
-        let number: i64 = on_conn!(self, |c, pg| {
-            sqlx::query_scalar(
-                "UPDATE workspaces SET next_experiment_no = next_experiment_no + 1 WHERE id = $1 \
-                 RETURNING next_experiment_no - 1",
-            )
-            .bind(ws.0)
-            .fetch_one(&mut *c)
-            .await?
+        // On Postgres the counter and the row go in one statement: the counter row stays locked
+        // until commit, so every round trip saved here is time other proposals do not wait.
+        const PG_INSERT: &str = "WITH allocated AS (UPDATE workspaces SET next_experiment_no = next_experiment_no + 1 \
+             WHERE id = $1 RETURNING next_experiment_no - 1 AS number) \
+             INSERT INTO experiments (workspace_id, number, channel_id, owner_id, title, hypothesis, metric_name, \
+             metric_unit, baseline, target, status, review_on, created_at) \
+             SELECT $1, number, $2, $3, $4, $5, $6, $7, $8, $9, 'proposed', $10, $11 FROM allocated RETURNING id, number";
+        const SQLITE_ALLOCATE: &str = "UPDATE workspaces SET next_experiment_no = next_experiment_no + 1 WHERE id = $1 \
+             RETURNING next_experiment_no - 1";
+        const SQLITE_INSERT: &str = "INSERT INTO experiments (workspace_id, number, channel_id, owner_id, title, \
+             hypothesis, metric_name, metric_unit, baseline, target, status, review_on, created_at) \
+             VALUES ($1, $12, $2, $3, $4, $5, $6, $7, $8, $9, 'proposed', $10, $11) RETURNING id, number";
+        let (id, number): (i64, i64) = on_conn!(self, |c, pg| {
+            let (sql, number) = if pg {
+                (PG_INSERT, None)
+            } else {
+                let number: i64 = sqlx::query_scalar(SQLITE_ALLOCATE).bind(ws.0).fetch_one(&mut *c).await?;
+                (SQLITE_INSERT, Some(number))
+            };
+            let query = sqlx::query_as(sql)
+                .bind(ws.0)
+                .bind(new.channel.0)
+                .bind(new.owner.id.0)
+                .bind(new.title)
+                .bind(new.hypothesis)
+                .bind(&new.metric.name)
+                .bind(new.metric.unit.as_deref())
+                .bind(new.metric.baseline)
+                .bind(new.metric.target)
+                .bind(new.review_on.map(day_text))
+                .bind(to_millis(now));
+            let query = match number {
+                Some(number) => query.bind(number),
+                None => query,
+            };
+            query.fetch_one(&mut *c).await?
         });
-        on_conn!(self, |c, pg| {
-            sqlx::query(
-                "INSERT INTO experiments (workspace_id, number, channel_id, owner_id, title, hypothesis, metric_name, \
-                 metric_unit, baseline, target, status, review_on, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'proposed', $11, $12)",
-            )
-            .bind(ws.0)
-            .bind(number)
-            .bind(new.channel.0)
-            .bind(new.owner.0)
-            .bind(new.title)
-            .bind(new.hypothesis)
-            .bind(&new.metric.name)
-            .bind(new.metric.unit.as_deref())
-            .bind(new.metric.baseline)
-            .bind(new.metric.target)
-            .bind(new.review_on.map(day_text))
-            .bind(to_millis(now))
-            .execute(&mut *c)
-            .await?;
-        });
-        self.experiment(ws, ExperimentRef(number))
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("E-{number} vanished after insert")))
+        Ok(ExperimentRecord {
+            id: ExperimentId(id),
+            number: ExperimentRef(number),
+            channel_id: new.channel,
+            owner_id: new.owner.id,
+            owner_external_id: new.owner.external_id.clone(),
+            owner_name: new.owner.display_name.clone(),
+            title: new.title.to_string(),
+            hypothesis: new.hypothesis.to_string(),
+            metric: new.metric.clone(),
+            status: ExperimentStatus::Proposed,
+            review_on: new.review_on,
+            learning: None,
+            created_at: from_millis(to_millis(now)),
+            started_at: None,
+            closed_at: None,
+            votes: 0,
+            latest: None,
+        })
     }
 
     pub async fn experiment(

@@ -257,7 +257,7 @@ impl PledgeRow {
 
 pub struct NewExperiment<'a> {
     pub channel: ChannelId,
-    pub owner: MemberId,
+    pub owner: &'a MemberRecord,
     pub title: &'a str,
     pub hypothesis: &'a str,
     pub metric: &'a Metric,

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 
+use nudge::commands::execute::execute_batch;
+use nudge::commands::queue::CommandQueue;
 use nudge::commands::reply::{ActionKind, Visibility};
 use nudge::commands::{Invocation, Reply, execute, parse};
 use nudge::config::{Config, Defaults};
@@ -46,16 +48,20 @@ impl Typist {
         Typist { store: self.store.clone(), ws: self.ws, member_id: "U02", member_name: "Bob", now: self.now }
     }
 
-    /// Types `/command text` and returns nudge's reply (a usage reply when it does not parse).
-    async fn says(&self, command: &str, text: &str) -> Reply {
-        let invocation = Invocation {
+    fn invocation(&self) -> Invocation {
+        Invocation {
             workspace: self.ws,
             channel_id: "C01".into(),
             channel_name: "growth".into(),
             member_id: self.member_id.into(),
             member_name: self.member_name.into(),
             now: self.now,
-        };
+        }
+    }
+
+    /// Types `/command text` and returns nudge's reply (a usage reply when it does not parse).
+    async fn says(&self, command: &str, text: &str) -> Reply {
+        let invocation = self.invocation();
         match parse(command, text) {
             Ok(parsed) => execute(&self.store, &defaults(), &invocation, parsed).await.expect("no store error"),
             Err(usage) => nudge::commands::execute::usage_reply(&usage),
@@ -75,7 +81,67 @@ fn all_text(reply: &Reply) -> String {
     reply.plain_text()
 }
 
+const SECOND_PROPOSAL: &str = "propose Pricing page FAQ | Answering doubts lifts upgrades | upgrades 2% -> 3%";
+
 on_both_backends! {
+    async fn commands_sharing_one_commit_each_succeed_or_change_nothing(store: Store) {
+        let ada = Typist::ada(&store).await;
+        let typed = [
+            ("/experiment", PROPOSAL),
+            ("/experiment", "update E-99 0.4"),
+            ("/pledge", "call five customers by 2026-11-01"),
+            ("/experiment", SECOND_PROPOSAL),
+            ("/experiment", "start E-2"),
+            ("/experiment", "vote E-2"),
+            ("/nudge", "help"),
+        ];
+        let jobs = typed.iter().map(|(command, text)| (ada.invocation(), parse(command, text).unwrap())).collect();
+        let answers: Vec<String> = execute_batch(&store, &defaults(), jobs)
+            .await
+            .into_iter()
+            .map(|answer| answer.expect("no store error").text)
+            .collect();
+        let expected = [
+            "ada proposed E-1",
+            "There is no E-99",
+            "already passed",
+            "proposed E-2",
+            "E-2 is running",
+            "votes order the backlog",
+            "What nudge can do",
+        ];
+        for (answer, words) in answers.iter().zip(expected) {
+            assert!(answer.to_lowercase().contains(&words.to_lowercase()), "{words:?} not in {answer:?}");
+        }
+        // The failed commands left nothing; the others were all committed, numbers without gaps.
+        let counts = ada.counts().await;
+        assert_eq!((counts.experiments, counts.pledges, counts.votes, counts.events), (2, 0, 0, 3));
+        assert!(ada.says("/experiment", "show E-2").await.plain_text().contains("Status: running"));
+    }
+
+    async fn concurrent_commands_through_the_queue_get_distinct_ids(store: Store) {
+        let ada = Typist::ada(&store).await;
+        let queue = CommandQueue::start(store.clone(), defaults());
+        let mut asked = Vec::new();
+        for _ in 0..30 {
+            let (queue, invocation) = (queue.clone(), ada.invocation());
+            asked.push(tokio::spawn(async move {
+                queue.execute(invocation, parse("/experiment", PROPOSAL).unwrap()).await.unwrap().text
+            }));
+        }
+        let mut numbers = Vec::new();
+        for answer in asked {
+            let text = answer.await.unwrap();
+            let number: i64 = text.split("E-").nth(1).and_then(|rest| rest.split(':').next()).unwrap().parse().unwrap();
+            numbers.push(number);
+        }
+        numbers.sort();
+        assert_eq!(numbers, (1..=30).collect::<Vec<i64>>());
+        assert_eq!(ada.counts().await.experiments, 30);
+        let help = queue.execute(ada.invocation(), parse("/nudge", "help").unwrap()).await.unwrap();
+        assert!(help.plain_text().contains("/pledge"));
+    }
+
     async fn a_proposal_is_announced_in_the_channel_with_its_metric_and_buttons(store: Store) {
         let ada = Typist::ada(&store).await;
         let reply = ada.says("/experiment", PROPOSAL).await;
@@ -300,7 +366,7 @@ on_both_backends! {
         let help = ada.says("/nudge", "help").await;
         assert_eq!(help.visibility, Visibility::Private);
         for command in ["/experiment propose", "/pledge", "/nudge schedule"] {
-            assert!(help.text.contains(command), "{command} missing from help");
+            assert!(help.plain_text().contains(command), "{command} missing from help");
         }
         let mut tx = store.begin().await.unwrap();
         assert!(tx.channel(ada.ws, "C01").await.unwrap().is_none());

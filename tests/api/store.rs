@@ -43,7 +43,7 @@ async fn propose(
     let mut tx = store.begin().await.unwrap();
     let new = NewExperiment {
         channel: channel.id,
-        owner: member.id,
+        owner: member,
         title,
         hypothesis: "a shorter email raises activation",
         metric: &metric,
@@ -115,7 +115,7 @@ on_both_backends! {
         let metric = activation();
         {
             let mut tx = store.begin().await.unwrap();
-            let new = NewExperiment { channel: channel.id, owner: member.id, title: "dropped", hypothesis: "h", metric: &metric, review_on: None };
+            let new = NewExperiment { channel: channel.id, owner: &member, title: "dropped", hypothesis: "h", metric: &metric, review_on: None };
             tx.insert_experiment(ws, &new, monday_morning()).await.unwrap();
             // Dropped without commit.
         }

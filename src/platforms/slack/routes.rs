@@ -2,7 +2,7 @@
 //! failure); answers go back within Slack's three seconds, and anything slow (Web API calls) runs
 //! after the acknowledgement.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -19,7 +19,7 @@ use super::wire::{self, Event, EventEnvelope, Interaction, ModalOrigin, SlashCom
 use super::{PLATFORM, Slack, Standing, manifest, oauth};
 use crate::commands::execute::{help_reply, usage_reply};
 use crate::commands::reply::{ActionKind, Reply, Visibility};
-use crate::commands::{Command, ExperimentCommand, Invocation, PledgeCommand, execute, grammar};
+use crate::commands::{Command, ExperimentCommand, HelpTopic, Invocation, PledgeCommand, grammar};
 use crate::domain::ids::ExperimentRef;
 use crate::http::AppState;
 use crate::store::WorkspaceId;
@@ -63,6 +63,18 @@ fn json(value: serde_json::Value) -> Response {
     axum::Json(value).into_response()
 }
 
+/// Help never changes while the process runs, so each topic is rendered to JSON once.
+fn help_response(topic: HelpTopic) -> Response {
+    static RENDERED: [OnceLock<Bytes>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match topic {
+        HelpTopic::All => &RENDERED[0],
+        HelpTopic::Experiment => &RENDERED[1],
+        HelpTopic::Pledge => &RENDERED[2],
+    };
+    let body = slot.get_or_init(|| Bytes::from(render::command_response(&help_reply(topic)).to_string())).clone();
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 /// A private answer to a slash command.
 fn private(text: impl Into<String>) -> Response {
     json(render::command_response(&Reply::private(text)))
@@ -94,7 +106,7 @@ async fn commands(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
     };
     // Help needs no workspace and no database: the fastest answer nudge gives.
     if let Command::Help(topic) = command {
-        return json(render::command_response(&help_reply(topic)));
+        return help_response(topic);
     }
     let slack = slack(&app);
     let now = app.clock.now();
@@ -115,7 +127,7 @@ async fn commands(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
         now,
     };
     let span = tracing::info_span!("command", workspace = ws.0, channel = %invocation.channel_id);
-    match execute(&app.store, &app.config.defaults, &invocation, command).instrument(span).await {
+    match app.commands.execute(invocation, command).instrument(span).await {
         Ok(reply) => json(render::command_response(&reply)),
         Err(error) => {
             tracing::error!(error = %error, "a Slack command failed");
@@ -297,7 +309,7 @@ async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
         member_name: payload.user.display_name().to_string(),
         now,
     };
-    let reply = match execute(&app.store, &app.config.defaults, &invocation, command).await {
+    let reply = match app.commands.execute(invocation, command).await {
         Ok(reply) => reply,
         Err(error) => {
             tracing::error!(%error, "a Slack button failed");
@@ -350,7 +362,7 @@ async fn view_submission(app: AppState, payload: wire::ViewSubmission) -> Respon
         member_name: payload.user.display_name().to_string(),
         now,
     };
-    let reply = match execute(&app.store, &app.config.defaults, &invocation, command).await {
+    let reply = match app.commands.execute(invocation, command).await {
         Ok(reply) => reply,
         Err(error) => {
             tracing::error!(%error, "a Slack form failed");
