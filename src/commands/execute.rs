@@ -194,14 +194,23 @@ async fn try_batch(
 
 /// Runs one command inside `tx`, which the caller commits on success and rolls back otherwise.
 async fn run(tx: &mut Tx, defaults: &Defaults, inv: &Invocation, command: Command) -> Result<Reply, Failure> {
-    let channel_defaults = ChannelDefaults {
-        schedule: defaults.checkin.expression().to_string(),
-        time_zone: defaults.time_zone.name().to_string(),
-        escalate_after_days: defaults.escalate_after_days,
+    let (channel, member) = tx.channel_and_member(inv.workspace, &inv.channel_id, &inv.member_id).await?;
+    let channel = match channel {
+        Some(channel) => channel,
+        None => {
+            let channel_defaults = ChannelDefaults {
+                schedule: defaults.checkin.expression().to_string(),
+                time_zone: defaults.time_zone.name().to_string(),
+                escalate_after_days: defaults.escalate_after_days,
+            };
+            tx.ensure_channel(inv.workspace, &inv.channel_id, &inv.channel_name, &channel_defaults, inv.now).await?
+        }
     };
-    let channel =
-        tx.ensure_channel(inv.workspace, &inv.channel_id, &inv.channel_name, &channel_defaults, inv.now).await?;
-    let member = tx.ensure_member(inv.workspace, &inv.member_id, &inv.member_name, inv.now).await?;
+    // A member seen before is written again only when their display name changed.
+    let member = match member {
+        Some(member) if member.display_name == inv.member_name || inv.member_name.is_empty() => member,
+        _ => tx.ensure_member(inv.workspace, &inv.member_id, &inv.member_name, inv.now).await?,
+    };
     let ctx = Context { ws: inv.workspace, channel, member, now: inv.now, defaults };
     match command {
         Command::Help(topic) => Ok(help_reply(topic)),

@@ -402,6 +402,32 @@ impl Tx {
         Ok(expires.is_some_and(|at| at > to_millis(now)))
     }
 
+    /// The channel and the member a command comes from, in one round trip: both exist for almost
+    /// every command, and each round trip is time the command's group waits.
+    pub async fn channel_and_member(
+        &mut self,
+        ws: WorkspaceId,
+        channel_external_id: &str,
+        member_external_id: &str,
+    ) -> Result<(Option<ChannelRecord>, Option<MemberRecord>), StoreError> {
+        let row: ContextRow = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT c.id AS channel_id, c.external_id AS channel_external_id, c.name AS channel_name, c.schedule, \
+                 c.time_zone, c.quiet_weekdays, c.holidays, c.paused_until, c.rules, c.escalate_after_days, \
+                 m.id AS member_id, m.external_id AS member_external_id, m.display_name, m.time_zone AS member_time_zone \
+                 FROM (SELECT 1 AS one) AS here \
+                 LEFT JOIN channels c ON c.workspace_id = $1 AND c.external_id = $2 \
+                 LEFT JOIN members m ON m.workspace_id = $1 AND m.external_id = $3",
+            )
+            .bind(ws.0)
+            .bind(channel_external_id)
+            .bind(member_external_id)
+            .fetch_one(&mut *c)
+            .await?
+        });
+        row.into_records(ws)
+    }
+
     /// The channel, created with the defaults on first sight.
     pub async fn ensure_channel(
         &mut self,

@@ -89,6 +89,64 @@ impl ChannelRow {
     }
 }
 
+/// One row of `channel_and_member`: either side may be missing.
+#[derive(sqlx::FromRow)]
+pub(super) struct ContextRow {
+    channel_id: Option<i64>,
+    channel_external_id: Option<String>,
+    channel_name: Option<String>,
+    schedule: Option<String>,
+    time_zone: Option<String>,
+    quiet_weekdays: Option<String>,
+    holidays: Option<String>,
+    paused_until: Option<String>,
+    rules: Option<String>,
+    escalate_after_days: Option<i32>,
+    member_id: Option<i64>,
+    member_external_id: Option<String>,
+    display_name: Option<String>,
+    member_time_zone: Option<String>,
+}
+
+impl ContextRow {
+    pub(super) fn into_records(
+        self,
+        ws: WorkspaceId,
+    ) -> Result<(Option<ChannelRecord>, Option<MemberRecord>), StoreError> {
+        let channel = match (self.channel_id, self.channel_external_id) {
+            (Some(id), Some(external_id)) => Some(
+                ChannelRow {
+                    id,
+                    external_id,
+                    name: self.channel_name.unwrap_or_default(),
+                    schedule: self.schedule.unwrap_or_default(),
+                    time_zone: self.time_zone.unwrap_or_default(),
+                    quiet_weekdays: self.quiet_weekdays.unwrap_or_default(),
+                    holidays: self.holidays.unwrap_or_default(),
+                    paused_until: self.paused_until,
+                    rules: self.rules.unwrap_or_default(),
+                    escalate_after_days: self.escalate_after_days.unwrap_or_default(),
+                }
+                .into_record(ws)?,
+            ),
+            _ => None,
+        };
+        let member = match (self.member_id, self.member_external_id) {
+            (Some(id), Some(external_id)) => Some(
+                MemberRow {
+                    id,
+                    external_id,
+                    display_name: self.display_name.unwrap_or_default(),
+                    time_zone: self.member_time_zone,
+                }
+                .into_record(),
+            ),
+            _ => None,
+        };
+        Ok((channel, member))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MemberRecord {
     pub id: MemberId,

@@ -285,4 +285,77 @@ on_both_backends! {
         store.migrate().await.unwrap();
         store.ping().await.unwrap();
     }
+
+    async fn channel_and_member_come_back_together_or_each_missing(store: Store) {
+        let (ws, channel, member) = team(&store, "T01").await;
+        let mut tx = store.begin().await.unwrap();
+        let (found_channel, found_member) = tx.channel_and_member(ws, "C01", "U01").await.unwrap();
+        assert_eq!(found_channel.map(|c| c.id), Some(channel.id));
+        assert_eq!(found_member.map(|m| m.display_name), Some("Ada".to_string()));
+        let (no_channel, found_member) = tx.channel_and_member(ws, "C99", "U01").await.unwrap();
+        assert!(no_channel.is_none() && found_member.is_some());
+        let (found_channel, no_member) = tx.channel_and_member(ws, "C01", "U99").await.unwrap();
+        assert!(found_channel.is_some() && no_member.is_none());
+        let (_, other_workspace) = tx.channel_and_member(WorkspaceId(ws.0 + 1000), "C01", "U01").await.unwrap();
+        assert!(other_workspace.is_none());
+    }
+
+    async fn rolling_back_to_a_savepoint_undoes_only_what_came_after_it(store: Store) {
+        let (ws, channel, member) = team(&store, "T01").await;
+        let metric = activation();
+        let new = NewExperiment { channel: channel.id, owner: &member, title: "kept", hypothesis: "h", metric: &metric, review_on: None };
+        let mut tx = store.begin().await.unwrap();
+        tx.savepoint().await.unwrap();
+        tx.insert_experiment(ws, &new, monday_morning()).await.unwrap();
+        tx.release_savepoint().await.unwrap();
+        tx.savepoint().await.unwrap();
+        let dropped = NewExperiment { title: "dropped", ..new };
+        tx.insert_experiment(ws, &dropped, monday_morning()).await.unwrap();
+        tx.rollback_to_savepoint().await.unwrap();
+        let again = NewExperiment { title: "second", ..dropped };
+        assert_eq!(tx.insert_experiment(ws, &again, monday_morning()).await.unwrap().number, ExperimentRef(2));
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let titles: Vec<String> = tx
+            .experiments_in_channel(ws, channel.id, &[ExperimentStatus::Proposed], 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.title)
+            .collect();
+        assert_eq!(titles, vec!["second", "kept"]);
+    }
+
+    async fn an_installation_keeps_its_sealed_token_by_team(store: Store) {
+        let now = monday_morning();
+        let mut tx = store.begin().await.unwrap();
+        let ws = tx.ensure_workspace("slack", "T01", "Acme", now).await.unwrap();
+        assert!(tx.installation("slack", "T01").await.unwrap().is_none(), "seen is not installed");
+        tx.save_installation(ws, "v1:abcd:sealed", Some("UBOT"), now).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let installation = tx.installation("slack", "T01").await.unwrap().unwrap();
+        assert_eq!((installation.workspace_id, installation.bot_token_sealed.as_str()), (ws, "v1:abcd:sealed"));
+        assert!(!format!("{installation:?}").contains("sealed"), "Debug shows no token");
+        assert!(tx.installation("teams", "T01").await.unwrap().is_none());
+        assert_eq!(tx.workspace("slack", "T01").await.unwrap(), Some(ws));
+    }
+
+    async fn an_event_delivery_is_recorded_once(store: Store) {
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.record_event_delivery("slack", "T01", "Ev01", monday_morning()).await.unwrap());
+        assert!(!tx.record_event_delivery("slack", "T01", "Ev01", monday_morning()).await.unwrap());
+        assert!(tx.record_event_delivery("slack", "T01", "Ev02", monday_morning()).await.unwrap());
+    }
+
+    async fn an_oauth_state_works_once_and_only_before_it_expires(store: Store) {
+        let now = monday_morning();
+        let mut tx = store.begin().await.unwrap();
+        tx.create_oauth_state("slack", "fresh", now + Duration::minutes(10)).await.unwrap();
+        tx.create_oauth_state("slack", "old", now - Duration::minutes(1)).await.unwrap();
+        assert!(tx.consume_oauth_state("slack", "fresh", now).await.unwrap());
+        assert!(!tx.consume_oauth_state("slack", "fresh", now).await.unwrap(), "single use");
+        assert!(!tx.consume_oauth_state("slack", "old", now).await.unwrap(), "expired");
+        assert!(!tx.consume_oauth_state("slack", "never-issued", now).await.unwrap());
+    }
 }
