@@ -287,7 +287,7 @@ on_both_backends! {
     }
 
     async fn channel_and_member_come_back_together_or_each_missing(store: Store) {
-        let (ws, channel, member) = team(&store, "T01").await;
+        let (ws, channel, _member) = team(&store, "T01").await;
         let mut tx = store.begin().await.unwrap();
         let (found_channel, found_member) = tx.channel_and_member(ws, "C01", "U01").await.unwrap();
         assert_eq!(found_channel.map(|c| c.id), Some(channel.id));
