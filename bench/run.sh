@@ -33,11 +33,14 @@ rows = {}
 for line in open(sys.argv[1]):
     m = re.match(r'(\S+)\s+rps=(\S+)\s+p50=(\S+)\s+p99=(\S+)\s+peakRSS_kB=(\S+)', line)
     if m:
-        rows.setdefault(m[1], []).append((float(m[2] or 0), m[4], int(m[5] or 0)))
+        p99 = m[4]
+        p99_ms = float(p99[:-2]) if p99.endswith('ms') else float(p99[:-2]) / 1000 if p99.endswith('us') else float(p99[:-1]) * 1000
+        rows.setdefault(m[1], []).append((float(m[2] or 0), p99_ms, int(m[5] or 0)))
 med = {k: statistics.median(r[0] for r in v) for k, v in rows.items()}
 print("\nmedians (requests/s, peak RSS):")
 for k, v in rows.items():
-    print(f"  {k:14} {med[k]:>10.0f} rps   p99 {v[len(v)//2][1]:>8}   peak RSS {max(r[2] for r in v)/1024:.1f} MB")
+    p99 = statistics.median(r[1] for r in v)
+    print(f"  {k:14} {med[k]:>10.0f} rps   p99 {p99:>7.2f} ms   peak RSS {max(r[2] for r in v)/1024:.1f} MB")
 def ratio(a, b):
     return med.get(a, 0) / med[b] if med.get(b) else float('nan')
 print("\ntargets (ratios in this run):")

@@ -10,11 +10,11 @@ use super::{
     Command, ExperimentCommand, ExperimentFilter, HelpTopic, NudgeCommand, PledgeCommand, PledgeFilter, Proposal,
     QuietChange,
 };
-use crate::domain::dates::{DueDate, parse_iso_date, parse_weekday_name};
+use crate::domain::dates::{DueDate, parse_iso_date, quote};
 use crate::domain::experiment::Outcome;
 use crate::domain::ids::{ExperimentRef, PledgeRef};
 use crate::domain::metric::Metric;
-use crate::domain::schedule::{Schedule, parse_time_zone};
+use crate::domain::schedule::{Schedule, parse_time_zone, parse_weekday};
 
 /// Why a command was not understood: the problem in words, plus the usage line and an example of the
 /// form that was meant, so the person can fix it without looking anything up.
@@ -588,7 +588,7 @@ fn grouped_in_thousands(int_part: &str) -> bool {
 fn is_unit_word(word: &str) -> bool {
     let starts_a_date =
         matches!(word.to_lowercase().as_str(), "by" | "in" | "next" | "today" | "tomorrow" | "tmrw" | "eod")
-            || parse_weekday_name(word).is_some();
+            || parse_weekday(word).is_some();
     !starts_a_date && (word == "%" || word.chars().all(char::is_alphabetic))
 }
 
@@ -822,7 +822,7 @@ fn parse_quiet(text: &str) -> Result<QuietChange, UsageError> {
     for word in words {
         if matches!(word.to_lowercase().as_str(), "weekend" | "weekends") {
             weekdays.extend([Weekday::Sat, Weekday::Sun]);
-        } else if let Some(day) = parse_weekday_name(word) {
+        } else if let Some(day) = parse_weekday(word) {
             weekdays.push(day);
         } else {
             match parse_iso_date(word) {
@@ -893,15 +893,15 @@ fn words_with_offsets(text: &str) -> impl Iterator<Item = (usize, &str)> {
 
 /// Whitespace, or an invisible character (zero-width spaces and joiners, a byte-order mark) that chat
 /// clients sometimes leave behind and that would otherwise make an invisible title or a word of nothing.
-fn is_space(c: char) -> bool {
+pub(crate) fn is_space(c: char) -> bool {
     c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
 }
 
-fn trim(text: &str) -> &str {
+pub(crate) fn trim(text: &str) -> &str {
     text.trim_matches(is_space)
 }
 
-fn is_blank(text: &str) -> bool {
+pub(crate) fn is_blank(text: &str) -> bool {
     text.chars().all(is_space)
 }
 
@@ -923,14 +923,6 @@ fn check_length(what: &str, text: &str, max: usize, syntax: &Syntax) -> Result<(
         return Err(syntax.error(format!("the {what} is {count} characters; keep it to {max}")));
     }
     Ok(())
-}
-
-/// Quotes what was typed, whitespace normalized and cut short, so an error never echoes a wall of text.
-fn quote(text: &str) -> String {
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut chars = text.chars();
-    let short: String = chars.by_ref().take(40).collect();
-    if chars.next().is_some() { format!("\"{short}…\"") } else { format!("\"{short}\"") }
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@ use std::fmt;
 
 use chrono::{Datelike, Days, NaiveDate, Weekday};
 
+use super::schedule::{parse_weekday, weekday_name};
+
 /// A due date as typed; resolved against "today" in the channel's or owner's time zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DueDate {
@@ -44,7 +46,7 @@ impl DueDate {
             ["today" | "eod"] => Ok(DueDate::Today),
             ["tomorrow" | "tmrw"] => Ok(DueDate::Tomorrow),
             ["next", "week"] => Ok(DueDate::NextWeek),
-            ["next", day] => parse_weekday_name(day).map(DueDate::NextWeekday).ok_or_else(unknown),
+            ["next", day] => parse_weekday(day).map(DueDate::NextWeekday).ok_or_else(unknown),
             ["in", count, unit] => {
                 let count = match *count {
                     "a" | "an" | "one" => 1,
@@ -61,7 +63,7 @@ impl DueDate {
                 }
             }
             [word] => {
-                if let Some(day) = parse_weekday_name(word) {
+                if let Some(day) = parse_weekday(word) {
                     return Ok(DueDate::Weekday(day));
                 }
                 match parse_iso_date(word)? {
@@ -104,29 +106,14 @@ impl fmt::Display for DueDate {
         match self {
             DueDate::Today => f.write_str("today"),
             DueDate::Tomorrow => f.write_str("tomorrow"),
-            DueDate::Weekday(day) => f.write_str(short_name(*day)),
-            DueDate::NextWeekday(day) => write!(f, "next {}", short_name(*day)),
+            DueDate::Weekday(day) => f.write_str(weekday_name(*day)),
+            DueDate::NextWeekday(day) => write!(f, "next {}", weekday_name(*day)),
             DueDate::NextWeek => f.write_str("next week"),
             DueDate::InDays(n) => write!(f, "in {n} day{}", plural(*n)),
             DueDate::InWeeks(n) => write!(f, "in {n} week{}", plural(*n)),
             DueDate::On(date) => write!(f, "{}", date.format("%Y-%m-%d")),
         }
     }
-}
-
-/// A weekday as people abbreviate it ("fri", "tues", "thursday"), case-insensitive.
-pub fn parse_weekday_name(word: &str) -> Option<Weekday> {
-    let day = match word.to_ascii_lowercase().as_str() {
-        "mon" | "monday" => Weekday::Mon,
-        "tue" | "tues" | "tuesday" => Weekday::Tue,
-        "wed" | "weds" | "wednesday" => Weekday::Wed,
-        "thu" | "thur" | "thurs" | "thursday" => Weekday::Thu,
-        "fri" | "friday" => Weekday::Fri,
-        "sat" | "saturday" => Weekday::Sat,
-        "sun" | "sunday" => Weekday::Sun,
-        _ => return None,
-    };
-    Some(day)
 }
 
 /// An ISO date `YYYY-MM-DD` (one-digit month and day allowed). `Ok(None)` when the text does not
@@ -158,20 +145,8 @@ fn in_range(text: &str, count: u32, max: u32, unit: &str) -> Result<u32, DateErr
     }
 }
 
-fn short_name(day: Weekday) -> &'static str {
-    match day {
-        Weekday::Mon => "mon",
-        Weekday::Tue => "tue",
-        Weekday::Wed => "wed",
-        Weekday::Thu => "thu",
-        Weekday::Fri => "fri",
-        Weekday::Sat => "sat",
-        Weekday::Sun => "sun",
-    }
-}
-
 /// Quotes what was typed, whitespace normalized and cut short, so an error never echoes a wall of text.
-fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut chars = text.chars();
     let short: String = chars.by_ref().take(40).collect();

@@ -12,11 +12,11 @@ use serde_json::{Value, json};
 
 use crate::commands::grammar::{
     self, MAX_HYPOTHESIS_CHARS, MAX_LEARNING_CHARS, MAX_METRIC_NAME_CHARS, MAX_NOTE_CHARS, MAX_REASON_CHARS,
-    MAX_TITLE_CHARS,
+    MAX_TITLE_CHARS, is_blank, trim,
 };
 use crate::commands::reply::{Action, ActionKind, ActionStyle, MetricRow, Reply, Section, Visibility};
 use crate::commands::{Command, ExperimentCommand, PledgeCommand, Proposal};
-use crate::domain::dates::{DueDate, parse_iso_date};
+use crate::domain::dates::{DueDate, parse_iso_date, quote};
 use crate::domain::experiment::Outcome;
 use crate::domain::ids::{ExperimentRef, PledgeRef};
 use crate::domain::metric::format_value;
@@ -822,13 +822,6 @@ fn errors<const N: usize>(pairs: [(&str, String); N]) -> FieldErrors {
     pairs.into_iter().map(|(block, problem)| (block.to_string(), problem)).collect()
 }
 
-/// Quotes what was typed, cut short, so an error never echoes a wall of text.
-fn quote(text: &str) -> String {
-    let mut chars = text.chars();
-    let short: String = chars.by_ref().take(40).collect();
-    if chars.next().is_some() { format!("\"{short}…\"") } else { format!("\"{short}\"") }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Text
 
@@ -881,19 +874,6 @@ fn cut(text: &str, max: usize, escaped: bool) -> String {
     }
     kept.push('…');
     kept
-}
-
-/// Whitespace, or the invisible characters chat clients leave behind (zero-width spaces, a BOM).
-fn is_space(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
-}
-
-fn trim(text: &str) -> &str {
-    text.trim_matches(is_space)
-}
-
-fn is_blank(text: &str) -> bool {
-    text.chars().all(is_space)
 }
 
 #[cfg(test)]
