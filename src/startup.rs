@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::clock::SharedClock;
 use crate::commands::queue::CommandQueue;
@@ -16,11 +17,15 @@ use crate::http::{self, AppState};
 use crate::platforms::slack::Slack;
 use crate::store::Store;
 
+/// How long a stop waits for work that follows an answer (Slack API calls have a 10-second timeout).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     store: Store,
     address: SocketAddr,
+    tasks: TaskTracker,
 }
 
 impl Application {
@@ -36,9 +41,11 @@ impl Application {
         let timeout = config.request_timeout;
         let slack = Slack::from_config(&config).map(Arc::new);
         let commands = CommandQueue::start(store.clone(), config.defaults.clone());
-        let state = AppState { store: store.clone(), config: Arc::new(config), clock, commands, slack };
+        let tasks = TaskTracker::new();
+        let state =
+            AppState { store: store.clone(), config: Arc::new(config), clock, commands, slack, tasks: tasks.clone() };
         let router = http::router(state, timeout);
-        Ok(Application { listener, router, store, address })
+        Ok(Application { listener, router, store, address, tasks })
     }
 
     /// The address actually bound (the real port when the configuration asked for port 0).
@@ -57,6 +64,11 @@ impl Application {
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .context("the HTTP server failed")?;
+        // Answers already given may still owe Slack a call (a form, a response URL post).
+        self.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait()).await.is_err() {
+            tracing::warn!(unfinished = self.tasks.len(), "stopping with Slack calls still unfinished");
+        }
         self.store.close().await;
         Ok(())
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::routing::get;
+use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -37,6 +38,8 @@ pub struct AppState {
     pub commands: CommandQueue,
     /// Present when Slack is configured.
     pub slack: Option<Arc<Slack>>,
+    /// Work that runs after a request is answered (Slack API calls); waited for at shutdown.
+    pub tasks: TaskTracker,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -620,3 +620,31 @@ async fn without_a_public_url_the_manifest_says_what_to_set() {
     // Without Slack settings the webhooks are not there at all.
     assert_eq!(app.client.post(app.url("/slack/commands")).send().await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn when_slack_rate_limits_the_form_the_person_is_told_when_to_try_again() {
+    let slack = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/views.open"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "7"))
+        .mount(&slack)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/commands/T01/1/response"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&slack)
+        .await;
+    let api_url = format!("{}/api", slack.uri());
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("NUDGE_SLACK_SIGNING_SECRET", SECRET), ("NUDGE_SLACK_BOT_TOKEN", TOKEN), ("NUDGE_SLACK_API_URL", &api_url)],
+    )
+    .await;
+    let t = SlackTest { app, slack };
+    assert_eq!(t.slash("/experiment", "propose").await, Value::Null);
+    let told = t.calls_to("/commands/T01/1/response", 1).await;
+    let body: Value = serde_json::from_slice(&told[0].body).unwrap();
+    assert_eq!(body["response_type"], "ephemeral");
+    assert!(visible_text(&body).contains("try again in 7 seconds"), "{body}");
+    assert_eq!(t.calls_now("/api/views.open").await, 1, "nudge does not hammer a rate-limited Slack");
+}

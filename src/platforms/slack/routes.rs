@@ -185,7 +185,7 @@ async fn open_modal_for_command(app: AppState, form: SlashCommand, request: Moda
             Err(response) => return response,
         },
     };
-    spawn_open_view(app, form.team_id, trigger_id, view);
+    spawn_open_view(app, form.team_id, trigger_id, view, form.response_url);
     // An empty 200 acknowledges the command without a message; the form is the answer.
     StatusCode::OK.into_response()
 }
@@ -206,15 +206,38 @@ async fn experiment_title(app: &AppState, ws: WorkspaceId, id: ExperimentRef) ->
 }
 
 /// views.open must use the trigger id within about three seconds, so it runs right after the ack.
-fn spawn_open_view(app: AppState, team_id: String, trigger_id: String, view: serde_json::Value) {
-    tokio::spawn(async move {
+/// When Slack will not open the form (busy, rate limited), the person hears so through the
+/// command's or button's response URL rather than seeing nothing happen.
+fn spawn_open_view(
+    app: AppState,
+    team_id: String,
+    trigger_id: String,
+    view: serde_json::Value,
+    response_url: Option<String>,
+) {
+    app.tasks.clone().spawn(async move {
         let slack = slack(&app);
-        let result = match slack.token_for(&app.store, &team_id).await {
-            Ok(token) => slack.client.open_view(&token, &trigger_id, &view).await.map_err(|e| e.to_string()),
-            Err(error) => Err(error.to_string()),
+        let opened = match slack.token_for(&app.store, &team_id).await {
+            Ok(token) => {
+                slack.client.open_view(&token, &trigger_id, &view).await.map_err(|e| (e.retry_after(), e.to_string()))
+            }
+            Err(error) => Err((None, error.to_string())),
         };
-        if let Err(error) = result {
-            tracing::warn!(%error, "could not open a Slack form");
+        let Err((retry_after, error)) = opened else { return };
+        tracing::warn!(%error, "could not open a Slack form");
+        let Some(response_url) = response_url else { return };
+        let text = match retry_after {
+            Some(wait) => format!(
+                "Slack is busy and did not open the form; try again in {} seconds, or type the whole command.",
+                wait.as_secs().max(1)
+            ),
+            None => "Slack did not open the form; try again, or type the whole command.".to_string(),
+        };
+        let mut message = render::message(&Reply::private(text));
+        message["response_type"] = json!("ephemeral");
+        message["replace_original"] = json!(false);
+        if let Err(error) = slack.client.post_to_response_url(&response_url, &message).await {
+            tracing::warn!(%error, "could not say that a Slack form did not open");
         }
     });
 }
@@ -280,7 +303,7 @@ async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
             if let Ok(Some(e)) = found {
                 let view =
                     render::update_metric_modal(id, &e.title, &e.metric.name, e.metric.unit.as_deref(), &metadata);
-                spawn_open_view(app, team_id, payload.trigger_id, view);
+                spawn_open_view(app, team_id, payload.trigger_id, view, payload.response_url);
             }
             return StatusCode::OK.into_response();
         }
@@ -296,7 +319,7 @@ async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
                 } else {
                     render::release_pledge_modal(id, &pledge.text, &metadata)
                 };
-                spawn_open_view(app, team_id, payload.trigger_id, view);
+                spawn_open_view(app, team_id, payload.trigger_id, view, payload.response_url);
             }
             return StatusCode::OK.into_response();
         }
@@ -317,7 +340,7 @@ async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
         }
     };
     if let Some(response_url) = payload.response_url {
-        tokio::spawn(async move {
+        app.tasks.clone().spawn(async move {
             let mut message = render::message(&reply);
             message["response_type"] = json!(response_type(reply.visibility));
             message["replace_original"] = json!(false);
@@ -370,7 +393,7 @@ async fn view_submission(app: AppState, payload: wire::ViewSubmission) -> Respon
         }
     };
     let user = payload.user.id;
-    tokio::spawn(async move {
+    app.tasks.clone().spawn(async move {
         let message = render::message(&reply);
         let result = match slack.token_for(&app.store, &team_id).await {
             Ok(token) => match reply.visibility {
@@ -432,7 +455,7 @@ async fn events(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
     if let Event::AppMention { user, channel, .. } = callback.event {
         let slack = slack(&app).clone();
         let team_id = callback.team_id;
-        tokio::spawn(async move {
+        app.tasks.clone().spawn(async move {
             let message = render::message(&help_reply(crate::commands::HelpTopic::All));
             let result = match slack.token_for(&app.store, &team_id).await {
                 Ok(token) => {
