@@ -31,6 +31,8 @@ enum Command {
     Migrate,
     /// Check the configuration file and environment, print the result, and exit.
     CheckConfig,
+    /// Show the outbox: posts pending, sending, sent and dead, with the reasons for dead ones.
+    Outbox,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match command {
             Command::Migrate => migrate(config).await,
+            Command::Outbox => outbox(config).await,
             _ => serve(config).await,
         }
     });
@@ -85,6 +88,27 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     store.migrate().await?;
     store.close().await;
     println!("migrations applied to {}", config.database_display());
+    Ok(())
+}
+
+async fn outbox(config: Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url, 1).await?;
+    store.migrate().await?;
+    let report = {
+        let mut tx = store.begin().await?;
+        tx.outbox_report(50).await?
+    };
+    store.close().await;
+    println!(
+        "outbox: {} pending, {} sending, {} sent, {} dead",
+        report.pending, report.sending, report.sent, report.dead
+    );
+    for dead in &report.dead_posts {
+        println!(
+            "  dead #{} (workspace {}, to {}) after {} attempt(s): {}",
+            dead.id.0, dead.workspace_id.0, dead.recipient, dead.attempts, dead.last_error
+        );
+    }
     Ok(())
 }
 

@@ -14,7 +14,9 @@ use crate::commands::queue::CommandQueue;
 use crate::config::Config;
 use crate::config::SlackInstall;
 use crate::http::{self, AppState};
+use crate::outbox::{Sender, SenderSettings};
 use crate::platforms::slack::Slack;
+use crate::platforms::slack::delivery::SlackDelivery;
 use crate::store::Store;
 
 /// How long a stop waits for work that follows an answer (Slack API calls have a 10-second timeout).
@@ -26,6 +28,8 @@ pub struct Application {
     store: Store,
     address: SocketAddr,
     tasks: TaskTracker,
+    /// Delivers the outbox; present when a platform that posts is configured.
+    sender: Option<Sender<SlackDelivery>>,
 }
 
 impl Application {
@@ -42,10 +46,14 @@ impl Application {
         let slack = Slack::from_config(&config).map(Arc::new);
         let commands = CommandQueue::start(store.clone(), config.defaults.clone());
         let tasks = TaskTracker::new();
+        let sender = slack.as_ref().map(|slack| {
+            let delivery = Arc::new(SlackDelivery::new(slack.clone(), store.clone()));
+            Sender::new(store.clone(), delivery, clock.clone(), SenderSettings::default())
+        });
         let state =
             AppState { store: store.clone(), config: Arc::new(config), clock, commands, slack, tasks: tasks.clone() };
         let router = http::router(state, timeout);
-        Ok(Application { listener, router, store, address, tasks })
+        Ok(Application { listener, router, store, address, tasks, sender })
     }
 
     /// The address actually bound (the real port when the configuration asked for port 0).
@@ -60,6 +68,9 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then lets requests in flight finish and closes the
     /// database pool. The same token stops every background loop.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        if let Some(sender) = self.sender {
+            self.tasks.spawn(sender.run(shutdown.clone()));
+        }
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await

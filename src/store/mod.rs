@@ -17,6 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+use crate::commands::reply::Reply;
 use crate::domain::experiment::ExperimentStatus;
 use crate::domain::ids::{ExperimentRef, PledgeRef};
 use crate::domain::pledge::PledgeStatus;
@@ -1016,6 +1017,254 @@ impl Tx {
                 })
             })
             .collect()
+    }
+
+    // ----- outbox -------------------------------------------------------------------------------
+
+    /// Queues a post the bot owes; false when a post with this idempotency key was queued before
+    /// (a job that runs twice owes it once).
+    pub async fn enqueue_message(
+        &mut self,
+        ws: WorkspaceId,
+        channel: Option<ChannelId>,
+        recipient: &str,
+        idempotency_key: &str,
+        message: &Reply,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let inserted = on_conn!(self, |c, pg| {
+            sqlx::query(
+                "INSERT INTO outbound_messages (workspace_id, channel_id, recipient, idempotency_key, message, status, \
+                 attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) \
+                 ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .bind(ws.0)
+            .bind(channel.map(|c| c.0))
+            .bind(recipient)
+            .bind(idempotency_key)
+            .bind(&json)
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        // Every recipient has a pacing row, so claiming can lock it (see claim_due_messages).
+        on_conn!(self, |c, pg| {
+            sqlx::query(
+                "INSERT INTO delivery_pacing (workspace_id, recipient, next_allowed_at) VALUES ($1, $2, 0) \
+                 ON CONFLICT (workspace_id, recipient) DO NOTHING",
+            )
+            .bind(ws.0)
+            .bind(recipient)
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(inserted == 1)
+    }
+
+    /// Claims due posts, at most one per recipient and only for recipients whose pace allows a
+    /// post now, marks them sending, and moves each recipient's next slot `pace` later. On Postgres
+    /// the rows and pacing slots are locked with SKIP LOCKED, so replicas never claim the same post
+    /// or post twice to one channel within the pace.
+    pub async fn claim_due_messages(
+        &mut self,
+        now: DateTime<Utc>,
+        pace: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboundMessage>, StoreError> {
+        const CANDIDATES: &str = "SELECT o.id, o.workspace_id, o.recipient FROM outbound_messages o \
+             JOIN delivery_pacing p ON p.workspace_id = o.workspace_id AND p.recipient = o.recipient \
+             WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND p.next_allowed_at <= $1 \
+             ORDER BY o.id LIMIT $2";
+        const PG_CANDIDATES: &str = "SELECT o.id, o.workspace_id, o.recipient FROM outbound_messages o \
+             JOIN delivery_pacing p ON p.workspace_id = o.workspace_id AND p.recipient = o.recipient \
+             WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND p.next_allowed_at <= $1 \
+             ORDER BY o.id LIMIT $2 FOR UPDATE OF o, p SKIP LOCKED";
+        let candidates: Vec<(i64, i64, String)> = on_conn!(self, |c, pg| {
+            sqlx::query_as(if pg { PG_CANDIDATES } else { CANDIDATES })
+                .bind(to_millis(now))
+                .bind(limit)
+                .fetch_all(&mut *c)
+                .await?
+        });
+        let mut seen = std::collections::HashSet::new();
+        let mut claimed = Vec::new();
+        for (id, ws, recipient) in candidates {
+            if !seen.insert((ws, recipient.clone())) {
+                continue;
+            }
+            let row: Option<OutboxRow> = on_conn!(self, |c, pg| {
+                sqlx::query_as(
+                    "UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, claimed_at = $2 \
+                     WHERE id = $1 AND status = 'pending' RETURNING id, workspace_id, channel_id, recipient, \
+                     idempotency_key, message, attempts, created_at",
+                )
+                .bind(id)
+                .bind(to_millis(now))
+                .fetch_optional(&mut *c)
+                .await?
+            });
+            on_conn!(self, |c, pg| {
+                sqlx::query(
+                    "UPDATE delivery_pacing SET next_allowed_at = $3 WHERE workspace_id = $1 AND recipient = $2",
+                )
+                .bind(ws)
+                .bind(&recipient)
+                .bind(to_millis(now + pace))
+                .execute(&mut *c)
+                .await?;
+            });
+            if let Some(row) = row {
+                claimed.push(row.into_record()?);
+            }
+        }
+        Ok(claimed)
+    }
+
+    pub async fn message_delivered(
+        &mut self,
+        id: OutboundId,
+        platform_message_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::query(
+                "UPDATE outbound_messages SET status = 'sent', platform_message_id = $2, sent_at = $3, last_error = NULL \
+                 WHERE id = $1",
+            )
+            .bind(id.0)
+            .bind(platform_message_id)
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Records a failed attempt: pending again at `retry_at`, or dead when there is no retry.
+    pub async fn message_failed(
+        &mut self,
+        id: OutboundId,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let (status, next) = match retry_at {
+            Some(at) => ("pending", Some(to_millis(at))),
+            None => ("dead", None),
+        };
+        on_conn!(self, |c, pg| {
+            sqlx::query(
+                "UPDATE outbound_messages SET status = $2, last_error = $3, \
+                 next_attempt_at = COALESCE($4, next_attempt_at) WHERE id = $1",
+            )
+            .bind(id.0)
+            .bind(status)
+            .bind(error)
+            .bind(next)
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Holds every post to one recipient until `until` (a 429's Retry-After), others unaffected.
+    pub async fn delay_recipient(
+        &mut self,
+        ws: WorkspaceId,
+        recipient: &str,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::query(
+                "UPDATE delivery_pacing SET next_allowed_at = $3 \
+                 WHERE workspace_id = $1 AND recipient = $2 AND next_allowed_at < $3",
+            )
+            .bind(ws.0)
+            .bind(recipient)
+            .bind(to_millis(until))
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Posts left "sending" since before `claimed_before`: their outcome is unknown (a crash, a
+    /// timeout), so they are reconciled with the platform before any retry.
+    pub async fn stale_sending_messages(
+        &mut self,
+        claimed_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<OutboundMessage>, StoreError> {
+        let rows: Vec<OutboxRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT id, workspace_id, channel_id, recipient, idempotency_key, message, attempts, created_at \
+                 FROM outbound_messages WHERE status = 'sending' AND claimed_at < $1 ORDER BY id LIMIT $2",
+            )
+            .bind(to_millis(claimed_before))
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        rows.into_iter().map(OutboxRow::into_record).collect()
+    }
+
+    /// Puts an unknown-outcome post back in the queue (it was not found on the platform).
+    pub async fn requeue_message(&mut self, id: OutboundId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::query(
+                "UPDATE outbound_messages SET status = 'pending', next_attempt_at = $2 WHERE id = $1 AND status = 'sending'",
+            )
+            .bind(id.0)
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The platform's team id for a workspace, to find its token when delivering.
+    pub async fn workspace_external_id(&mut self, ws: WorkspaceId) -> Result<Option<String>, StoreError> {
+        let found: Option<String> = on_conn!(self, |c, pg| {
+            sqlx::query_scalar("SELECT external_id FROM workspaces WHERE id = $1")
+                .bind(ws.0)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(found)
+    }
+
+    /// Counts by status, and the dead posts with their reasons, for operators (`nudge outbox`).
+    pub async fn outbox_report(&mut self, dead_limit: i64) -> Result<OutboxReport, StoreError> {
+        let counts: Vec<(String, i64)> = on_conn!(self, |c, pg| {
+            sqlx::query_as("SELECT status, COUNT(*) FROM outbound_messages GROUP BY status").fetch_all(&mut *c).await?
+        });
+        let dead: Vec<(i64, i64, String, i32, Option<String>)> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT id, workspace_id, recipient, attempts, last_error FROM outbound_messages \
+                 WHERE status = 'dead' ORDER BY id DESC LIMIT $1",
+            )
+            .bind(dead_limit)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        let count = |status: &str| counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+        Ok(OutboxReport {
+            pending: count("pending"),
+            sending: count("sending"),
+            sent: count("sent"),
+            dead: count("dead"),
+            dead_posts: dead
+                .into_iter()
+                .map(|(id, ws, recipient, attempts, error)| DeadPost {
+                    id: OutboundId(id),
+                    workspace_id: WorkspaceId(ws),
+                    recipient,
+                    attempts: attempts.max(0) as u32,
+                    last_error: error.unwrap_or_default(),
+                })
+                .collect(),
+        })
     }
 
     /// How many rows the workspace has in each table: lets tests prove a failed command wrote nothing.

@@ -17,7 +17,70 @@ macro_rules! row_id {
         pub struct $name(pub i64);
     )+};
 }
-row_id!(WorkspaceId, ChannelId, MemberId, ExperimentId, PledgeId);
+row_id!(WorkspaceId, ChannelId, MemberId, ExperimentId, PledgeId, OutboundId);
+
+/// A post the bot owes, as the sender sees it.
+#[derive(Debug, Clone)]
+pub struct OutboundMessage {
+    pub id: OutboundId,
+    pub workspace_id: WorkspaceId,
+    pub channel_id: Option<ChannelId>,
+    /// The platform's channel or user id.
+    pub recipient: String,
+    pub idempotency_key: String,
+    pub message: crate::commands::reply::Reply,
+    /// Attempts so far, this one included once claimed.
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct OutboxRow {
+    id: i64,
+    workspace_id: i64,
+    channel_id: Option<i64>,
+    recipient: String,
+    idempotency_key: String,
+    message: String,
+    attempts: i32,
+    created_at: i64,
+}
+
+impl OutboxRow {
+    pub(super) fn into_record(self) -> Result<OutboundMessage, StoreError> {
+        let message = serde_json::from_str(&self.message)
+            .map_err(|e| StoreError::Corrupt(format!("outbound message {} is not a reply: {e}", self.id)))?;
+        Ok(OutboundMessage {
+            id: OutboundId(self.id),
+            workspace_id: WorkspaceId(self.workspace_id),
+            channel_id: self.channel_id.map(ChannelId),
+            recipient: self.recipient,
+            idempotency_key: self.idempotency_key,
+            message,
+            attempts: self.attempts.max(0) as u32,
+            created_at: from_millis(self.created_at),
+        })
+    }
+}
+
+/// The outbox at a glance, for operators.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxReport {
+    pub pending: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub dead: i64,
+    pub dead_posts: Vec<DeadPost>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeadPost {
+    pub id: OutboundId,
+    pub workspace_id: WorkspaceId,
+    pub recipient: String,
+    pub attempts: u32,
+    pub last_error: String,
+}
 
 /// An installed workspace and its bot token, sealed (see `crypto`).
 #[derive(Clone)]

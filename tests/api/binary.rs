@@ -109,9 +109,33 @@ fn migrate_creates_the_database_and_exits() {
 fn every_subcommand_has_help() {
     let output = Command::new(NUDGE).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
-    for subcommand in ["serve", "migrate", "check-config"] {
+    for subcommand in ["serve", "migrate", "check-config", "outbox"] {
         assert!(help.contains(subcommand), "{subcommand} missing from --help: {help}");
         let output = Command::new(NUDGE).args([subcommand, "--help"]).output().unwrap();
         assert!(output.status.success(), "{subcommand} --help fails");
     }
+}
+
+#[tokio::test]
+async fn nudge_outbox_lists_dead_posts_with_their_reasons() {
+    let db = crate::helpers::TestDb::sqlite();
+    let store = db.store().await;
+    let now = crate::helpers::monday_morning();
+    let mut tx = store.begin().await.unwrap();
+    let ws = tx.ensure_workspace("slack", "T01", "Acme", now).await.unwrap();
+    let reply = nudge::commands::Reply::channel("Weekly check-in");
+    tx.enqueue_message(ws, None, "C404", "checkin:C404", &reply, now).await.unwrap();
+    tx.enqueue_message(ws, None, "C01", "checkin:C01", &reply, now).await.unwrap();
+    let claimed = tx.claim_due_messages(now, chrono::Duration::seconds(1), 10).await.unwrap();
+    let dead = claimed.iter().find(|m| m.recipient == "C404").unwrap();
+    tx.message_failed(dead.id, "Slack chat.postMessage failed: channel_not_found", None).await.unwrap();
+    tx.commit().await.unwrap();
+    store.close().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = nudge_in(dir.path()).arg("outbox").env("DATABASE_URL", &db.url).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("outbox: 0 pending, 1 sending, 0 sent, 1 dead"), "{stdout}");
+    assert!(stdout.contains("to C404") && stdout.contains("channel_not_found"), "{stdout}");
 }

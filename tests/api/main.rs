@@ -6,6 +6,7 @@ mod helpers;
 mod binary;
 mod commands;
 mod health;
+mod outbox;
 mod slack;
 mod slack_oauth;
 mod store;

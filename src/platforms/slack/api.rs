@@ -102,7 +102,7 @@ impl fmt::Debug for SlackClient {
 }
 
 /// Slack message metadata: lets a post carry our outbox id so it can be found again.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 pub struct MessageMetadata {
     pub event_type: String,
     pub event_payload: serde_json::Value,
@@ -125,6 +125,14 @@ pub struct OAuthAccess {
     pub is_enterprise_install: bool,
     pub refresh_token: Option<SecretString>,
     pub expires_in: Option<u64>,
+}
+
+/// One message from `conversations.history`: its timestamp and the metadata it carries, if any.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct HistoryMessage {
+    pub ts: String,
+    #[serde(default)]
+    pub metadata: Option<MessageMetadata>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -311,6 +319,33 @@ impl SlackClient {
             .find(|n| !n.is_empty())
             .unwrap_or_else(|| id.clone());
         Ok(UserInfo { id, display_name, time_zone: tz.filter(|tz| !tz.is_empty()) })
+    }
+
+    /// Messages posted to a channel since `oldest` (a Slack `ts`), with their metadata, newest
+    /// first: how the outbox finds out whether a post whose outcome was unknown did go out.
+    pub async fn channel_history(
+        &self,
+        token: &SecretString,
+        channel: &str,
+        oldest: &str,
+        limit: u32,
+    ) -> Result<Vec<HistoryMessage>, SlackApiError> {
+        const METHOD: &str = "conversations.history";
+        let limit = limit.to_string();
+        let request = self.http.post(self.method_url(METHOD)).header(AUTHORIZATION, bearer(METHOD, token)?).form(&[
+            ("channel", channel),
+            ("oldest", oldest),
+            ("limit", limit.as_str()),
+            ("include_all_metadata", "true"),
+        ]);
+        let answer = self.send(METHOD, request).await?;
+
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            messages: Vec<HistoryMessage>,
+        }
+        Ok(decode::<Answer>(METHOD, answer)?.messages)
     }
 
     /// Answers a slash command later through its `response_url` (up to 5 times in 30 minutes).

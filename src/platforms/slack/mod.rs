@@ -3,6 +3,7 @@
 //! the neutral command core and back; nothing outside it knows Block Kit.
 
 pub mod api;
+pub mod delivery;
 pub mod manifest;
 pub mod oauth;
 pub mod render;

@@ -1,0 +1,82 @@
+//! The outbox's deliveries to Slack: chat.postMessage with message metadata carrying the outbox
+//! id, and conversations.history to find a post whose outcome was unknown.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::Slack;
+use super::api::{MessageMetadata, SlackApiError};
+use super::render;
+use crate::outbox::{Delivery, DeliveryError};
+use crate::store::{OutboundMessage, Store};
+
+/// The metadata event type nudge's posts carry.
+pub const OUTBOX_EVENT: &str = "nudge_outbox";
+
+pub struct SlackDelivery {
+    slack: Arc<Slack>,
+    store: Store,
+}
+
+impl SlackDelivery {
+    pub fn new(slack: Arc<Slack>, store: Store) -> SlackDelivery {
+        SlackDelivery { slack, store }
+    }
+
+    async fn token(&self, message: &OutboundMessage) -> Result<secrecy::SecretString, DeliveryError> {
+        let unavailable = |error: String| DeliveryError { message: error, retryable: true, retry_after: None };
+        let team = async {
+            let mut tx = self.store.begin().await?;
+            tx.workspace_external_id(message.workspace_id).await
+        }
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+        let Some(team) = team else {
+            return Err(DeliveryError { message: "the workspace is gone".into(), retryable: false, retry_after: None });
+        };
+        self.slack.token_for(&self.store, &team).await.map_err(|error| match error {
+            super::TokenError::Store(e) => unavailable(e.to_string()),
+            other => DeliveryError { message: other.to_string(), retryable: false, retry_after: None },
+        })
+    }
+}
+
+fn delivery_error(error: SlackApiError) -> DeliveryError {
+    DeliveryError { retryable: error.is_retryable(), retry_after: error.retry_after(), message: error.to_string() }
+}
+
+impl Delivery for SlackDelivery {
+    async fn deliver(&self, message: &OutboundMessage) -> Result<String, DeliveryError> {
+        let token = self.token(message).await?;
+        let body = render::message(&message.message);
+        let metadata =
+            MessageMetadata { event_type: OUTBOX_EVENT.into(), event_payload: json!({ "outbox_id": message.id.0 }) };
+        self.slack
+            .client
+            .post_message(&token, &message.recipient, &body, Some(&metadata))
+            .await
+            .map(|posted| posted.ts)
+            .map_err(delivery_error)
+    }
+
+    async fn find_delivered(&self, message: &OutboundMessage) -> Result<Option<String>, DeliveryError> {
+        let token = self.token(message).await?;
+        // A second before the row was made, so clock skew cannot hide the post.
+        let oldest = format!("{}.000000", message.created_at.timestamp() - 1);
+        let history = self
+            .slack
+            .client
+            .channel_history(&token, &message.recipient, &oldest, 200)
+            .await
+            .map_err(delivery_error)?;
+        Ok(history
+            .into_iter()
+            .find(|posted| {
+                posted.metadata.as_ref().is_some_and(|m| {
+                    m.event_type == OUTBOX_EVENT && m.event_payload["outbox_id"].as_i64() == Some(message.id.0)
+                })
+            })
+            .map(|posted| posted.ts))
+    }
+}

@@ -1,0 +1,329 @@
+//! The outbox and its sender against a stand-in for Slack's Web API, with the clock driven by hand:
+//! each post delivered once, 429s holding back only their channel, one post per second per
+//! channel, retries with backoff, dead posts reported, and no double post after a crash.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Duration as Span;
+use serde_json::{Value, json};
+use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use nudge::clock::{Clock, ManualClock};
+use nudge::commands::Reply;
+use nudge::config::Config;
+use nudge::outbox::{Sender, SenderSettings};
+use nudge::platforms::slack::Slack;
+use nudge::platforms::slack::delivery::SlackDelivery;
+use nudge::store::{OutboundId, Store, WorkspaceId};
+
+use crate::helpers::{Backend, TestDb, empty_config_file, monday_morning};
+
+struct OutboxTest {
+    _db: TestDb,
+    store: Store,
+    slack: MockServer,
+    clock: Arc<ManualClock>,
+    sender: Sender<SlackDelivery>,
+    delivery: Arc<SlackDelivery>,
+    ws: WorkspaceId,
+}
+
+impl OutboxTest {
+    async fn start(backend: Backend, settings: SenderSettings) -> OutboxTest {
+        let db = TestDb::new(backend).await;
+        let store = db.store().await;
+        let slack = MockServer::start().await;
+        let api_url = format!("{}/api", slack.uri());
+        let env: HashMap<String, String> = [
+            ("NUDGE_CONFIG", empty_config_file()),
+            ("NUDGE_SLACK_SIGNING_SECRET", "secret".to_string()),
+            ("NUDGE_SLACK_BOT_TOKEN", "xoxb-outbox-test".to_string()),
+            ("NUDGE_SLACK_API_URL", api_url),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let config = Config::load(&env).unwrap();
+        let slack_state = Arc::new(Slack::from_config(&config).unwrap());
+        let clock = ManualClock::new(monday_morning());
+        let delivery = Arc::new(SlackDelivery::new(slack_state, store.clone()));
+        let sender = Sender::new(store.clone(), delivery.clone(), clock.clone(), settings);
+        let mut tx = store.begin().await.unwrap();
+        let ws = tx.ensure_workspace("slack", "T01", "Acme", monday_morning()).await.unwrap();
+        tx.commit().await.unwrap();
+        OutboxTest { _db: db, store, slack, clock, sender, delivery, ws }
+    }
+
+    /// chat.postMessage answers `ok` with a fresh ts for every channel not mocked otherwise.
+    async fn slack_accepts_posts(&self) {
+        Mock::given(method("POST"))
+            .and(path("/api/chat.postMessage"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"ok": true, "channel": "C01", "ts": "1764000000.000100", "message": {"text": "…"}}),
+            ))
+            .mount(&self.slack)
+            .await;
+    }
+
+    async fn queue(&self, recipient: &str, key: &str, text: &str) -> bool {
+        let mut tx = self.store.begin().await.unwrap();
+        let queued =
+            tx.enqueue_message(self.ws, None, recipient, key, &Reply::channel(text), self.clock.now()).await.unwrap();
+        tx.commit().await.unwrap();
+        queued
+    }
+
+    /// The bodies of chat.postMessage calls to one channel, in order.
+    async fn posts_to(&self, channel: &str) -> Vec<Value> {
+        self.slack
+            .received_requests()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.url.path() == "/api/chat.postMessage")
+            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+            .filter(|body| body["channel"] == channel)
+            .collect()
+    }
+
+    async fn report(&self) -> nudge::store::OutboxReport {
+        let mut tx = self.store.begin().await.unwrap();
+        tx.outbox_report(10).await.unwrap()
+    }
+}
+
+fn quick_retries() -> SenderSettings {
+    SenderSettings {
+        max_attempts: 3,
+        first_retry: Duration::from_secs(2),
+        idle: Duration::from_millis(10),
+        ..SenderSettings::default()
+    }
+}
+
+async fn queued_posts_are_delivered_once_carrying_their_outbox_id(backend: Backend) {
+    let t = OutboxTest::start(backend, SenderSettings::default()).await;
+    t.slack_accepts_posts().await;
+    assert!(t.queue("C01", "checkin:C01:2026-11-23", "Weekly check-in").await);
+    assert!(!t.queue("C01", "checkin:C01:2026-11-23", "Weekly check-in").await, "the same key is owed once");
+    assert!(t.queue("C02", "checkin:C02:2026-11-23", "Weekly check-in").await);
+
+    let round = t.sender.run_once().await.unwrap();
+    assert_eq!((round.claimed, round.delivered), (2, 2));
+    let posted = t.posts_to("C01").await;
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0]["text"], "Weekly check-in");
+    assert_eq!(posted[0]["metadata"]["event_type"], "nudge_outbox");
+    assert!(posted[0]["metadata"]["event_payload"]["outbox_id"].is_i64());
+
+    let again = t.sender.run_once().await.unwrap();
+    assert_eq!(again.claimed, 0, "a delivered post is not sent again");
+    let report = t.report().await;
+    assert_eq!((report.pending, report.sending, report.sent, report.dead), (0, 0, 2, 0));
+}
+
+#[tokio::test]
+async fn postgres_queued_posts_are_delivered_once_carrying_their_outbox_id() {
+    queued_posts_are_delivered_once_carrying_their_outbox_id(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_queued_posts_are_delivered_once_carrying_their_outbox_id() {
+    queued_posts_are_delivered_once_carrying_their_outbox_id(Backend::Sqlite).await;
+}
+
+async fn a_429_on_one_channel_holds_back_only_that_channel(backend: Backend) {
+    let t = OutboxTest::start(backend, SenderSettings::default()).await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .and(body_partial_json(json!({"channel": "CBUSY"})))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&t.slack)
+        .await;
+    t.slack_accepts_posts().await;
+    t.queue("CBUSY", "busy-1", "first").await;
+    t.queue("CBUSY", "busy-2", "second").await;
+    t.queue("CCALM", "calm-1", "first").await;
+
+    let round = t.sender.run_once().await.unwrap();
+    assert_eq!((round.delivered, round.retrying), (1, 1));
+    assert_eq!(t.posts_to("CCALM").await.len(), 1);
+
+    // Five seconds on, the calm channel takes another post; the busy one is still held.
+    t.clock.advance(Span::seconds(5));
+    t.queue("CCALM", "calm-2", "second").await;
+    t.sender.run_once().await.unwrap();
+    assert_eq!(t.posts_to("CCALM").await.len(), 2);
+    assert_eq!(t.posts_to("CBUSY").await.len(), 1, "nothing more goes to a channel inside its Retry-After");
+
+    t.clock.advance(Span::seconds(26));
+    t.sender.run_once().await.unwrap();
+    let busy = t.posts_to("CBUSY").await;
+    assert_eq!(busy.len(), 2);
+    assert_eq!(busy[1]["text"], "first", "the post that met the 429 goes first");
+    t.clock.advance(Span::seconds(1));
+    t.sender.run_once().await.unwrap();
+    assert_eq!(t.posts_to("CBUSY").await.len(), 3);
+    assert_eq!(t.report().await.sent, 4);
+}
+
+#[tokio::test]
+async fn postgres_a_429_on_one_channel_holds_back_only_that_channel() {
+    a_429_on_one_channel_holds_back_only_that_channel(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_429_on_one_channel_holds_back_only_that_channel() {
+    a_429_on_one_channel_holds_back_only_that_channel(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn one_channel_gets_at_most_one_post_a_second() {
+    let t = OutboxTest::start(Backend::Sqlite, SenderSettings::default()).await;
+    t.slack_accepts_posts().await;
+    for n in 0..3 {
+        t.queue("C01", &format!("post-{n}"), &format!("post {n}")).await;
+    }
+    assert_eq!(t.sender.run_once().await.unwrap().delivered, 1);
+    assert_eq!(t.sender.run_once().await.unwrap().delivered, 0, "the same second: the channel waits");
+    t.clock.advance(Span::milliseconds(1000));
+    assert_eq!(t.sender.run_once().await.unwrap().delivered, 1);
+    t.clock.advance(Span::milliseconds(1000));
+    assert_eq!(t.sender.run_once().await.unwrap().delivered, 1);
+    let texts: Vec<Value> = t.posts_to("C01").await.into_iter().map(|p| p["text"].clone()).collect();
+    assert_eq!(texts, vec![json!("post 0"), json!("post 1"), json!("post 2")], "in the order they were owed");
+}
+
+async fn failures_are_retried_and_a_post_that_keeps_failing_is_dead_and_reported(backend: Backend) {
+    let t = OutboxTest::start(backend, quick_retries()).await;
+    // C500 always fails; CFLAKY fails once, then works.
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .and(body_partial_json(json!({"channel": "C500"})))
+        .respond_with(ResponseTemplate::new(500))
+        .with_priority(1)
+        .mount(&t.slack)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .and(body_partial_json(json!({"channel": "CFLAKY"})))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&t.slack)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .and(body_partial_json(json!({"channel": "CGONE"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "channel_not_found"})))
+        .with_priority(1)
+        .mount(&t.slack)
+        .await;
+    t.slack_accepts_posts().await;
+    t.queue("C500", "a", "never arrives").await;
+    t.queue("CFLAKY", "b", "arrives late").await;
+    t.queue("CGONE", "c", "nowhere to go").await;
+
+    let first = t.sender.run_once().await.unwrap();
+    assert_eq!((first.retrying, first.dead), (2, 1), "a missing channel is not retried");
+    // Backoff: the retry waits at least half of first_retry (2 s) and at most all of it.
+    t.clock.advance(Span::milliseconds(900));
+    assert_eq!(t.sender.run_once().await.unwrap().claimed, 0, "no retry before the backoff");
+    t.clock.advance(Span::milliseconds(1200));
+    let second = t.sender.run_once().await.unwrap();
+    assert_eq!((second.delivered, second.retrying), (1, 1));
+    assert_eq!(t.posts_to("CFLAKY").await.len(), 2);
+    t.clock.advance(Span::seconds(5));
+    let third = t.sender.run_once().await.unwrap();
+    assert_eq!(third.dead, 1, "the third failure is the last");
+    assert_eq!(t.posts_to("C500").await.len(), 3);
+
+    let report = t.report().await;
+    assert_eq!((report.sent, report.dead), (1, 2));
+    let reasons: Vec<&str> = report.dead_posts.iter().map(|d| d.last_error.as_str()).collect();
+    assert!(reasons.iter().any(|r| r.contains("500")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("channel_not_found")), "{reasons:?}");
+    assert!(report.dead_posts.iter().any(|d| d.recipient == "C500" && d.attempts == 3));
+}
+
+#[tokio::test]
+async fn postgres_failures_are_retried_and_a_post_that_keeps_failing_is_dead_and_reported() {
+    failures_are_retried_and_a_post_that_keeps_failing_is_dead_and_reported(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_failures_are_retried_and_a_post_that_keeps_failing_is_dead_and_reported() {
+    failures_are_retried_and_a_post_that_keeps_failing_is_dead_and_reported(Backend::Sqlite).await;
+}
+
+async fn a_post_left_sending_by_a_crash_is_looked_up_before_it_is_sent_again(backend: Backend) {
+    let t = OutboxTest::start(backend, SenderSettings::default()).await;
+    t.slack_accepts_posts().await;
+    t.queue("CPOSTED", "posted-before-crash", "made it").await;
+    t.queue("CLOST", "lost-in-crash", "did not make it").await;
+    // A sender claims both and dies: one post reached Slack, the other never left.
+    let claimed: Vec<OutboundId> = {
+        let mut tx = t.store.begin().await.unwrap();
+        let claimed = tx.claim_due_messages(t.clock.now(), Span::seconds(1), 10).await.unwrap();
+        tx.commit().await.unwrap();
+        claimed.into_iter().map(|m| m.id).collect()
+    };
+    assert_eq!(claimed.len(), 2);
+    let posted_id = claimed[0].0;
+    Mock::given(method("POST"))
+        .and(path("/api/conversations.history"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true,
+            "messages": [
+                {"type": "message", "user": "UBOT", "text": "made it", "ts": "1764000000.000200",
+                 "metadata": {"event_type": "nudge_outbox", "event_payload": {"outbox_id": posted_id}}},
+                {"type": "message", "user": "U01", "text": "someone else", "ts": "1764000000.000100"}
+            ],
+            "has_more": false
+        })))
+        .mount(&t.slack)
+        .await;
+
+    // Not yet: a post is only looked up after it has been "sending" for a while.
+    assert_eq!(t.sender.run_once().await.unwrap(), Default::default());
+    t.clock.advance(Span::minutes(3));
+    let round = t.sender.run_once().await.unwrap();
+    assert_eq!((round.reconciled, round.requeued, round.delivered), (1, 1, 1));
+    assert_eq!(t.posts_to("CPOSTED").await.len(), 0, "found on Slack, so not posted twice");
+    assert_eq!(t.posts_to("CLOST").await.len(), 1, "not found, so posted once");
+    assert_eq!(t.report().await.sent, 2);
+}
+
+#[tokio::test]
+async fn postgres_a_post_left_sending_by_a_crash_is_looked_up_before_it_is_sent_again() {
+    a_post_left_sending_by_a_crash_is_looked_up_before_it_is_sent_again(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_post_left_sending_by_a_crash_is_looked_up_before_it_is_sent_again() {
+    a_post_left_sending_by_a_crash_is_looked_up_before_it_is_sent_again(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_sender_loop_stops_when_the_shared_token_is_cancelled() {
+    let t = OutboxTest::start(Backend::Sqlite, quick_retries()).await;
+    t.slack_accepts_posts().await;
+    t.queue("C01", "loop-1", "through the loop").await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let sender = Sender::new(t.store.clone(), t.delivery.clone(), t.clock.clone(), quick_retries());
+    let running = tokio::spawn(sender.run(shutdown.clone()));
+    for _ in 0..100 {
+        if !t.posts_to("C01").await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(t.posts_to("C01").await.len(), 1);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(2), running).await.expect("stops promptly").unwrap();
+}
