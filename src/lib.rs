@@ -8,6 +8,7 @@ pub mod domain;
 pub mod http;
 pub mod outbox;
 pub mod platforms;
+pub mod scheduler;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -17,6 +17,7 @@ use crate::http::{self, AppState};
 use crate::outbox::{Sender, SenderSettings};
 use crate::platforms::slack::Slack;
 use crate::platforms::slack::delivery::SlackDelivery;
+use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::store::Store;
 
 /// How long a stop waits for work that follows an answer (Slack API calls have a 10-second timeout).
@@ -30,6 +31,7 @@ pub struct Application {
     tasks: TaskTracker,
     /// Delivers the outbox; present when a platform that posts is configured.
     sender: Option<Sender<SlackDelivery>>,
+    scheduler: Scheduler,
 }
 
 impl Application {
@@ -45,6 +47,7 @@ impl Application {
         let timeout = config.request_timeout;
         let slack = Slack::from_config(&config).map(Arc::new);
         let commands = CommandQueue::start(store.clone(), config.defaults.clone());
+        let scheduler = Scheduler::new(store.clone(), clock.clone(), SchedulerSettings::default());
         let tasks = TaskTracker::new();
         let sender = slack.as_ref().map(|slack| {
             let delivery = Arc::new(SlackDelivery::new(slack.clone(), store.clone()));
@@ -53,7 +56,7 @@ impl Application {
         let state =
             AppState { store: store.clone(), config: Arc::new(config), clock, commands, slack, tasks: tasks.clone() };
         let router = http::router(state, timeout);
-        Ok(Application { listener, router, store, address, tasks, sender })
+        Ok(Application { listener, router, store, address, tasks, sender, scheduler })
     }
 
     /// The address actually bound (the real port when the configuration asked for port 0).
@@ -71,6 +74,7 @@ impl Application {
         if let Some(sender) = self.sender {
             self.tasks.spawn(sender.run(shutdown.clone()));
         }
+        self.tasks.spawn(self.scheduler.run(shutdown.clone()));
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await

@@ -64,6 +64,11 @@ impl Digest {
         digest
     }
 
+    /// Nothing happened in the seven days counted (the streak is history, not this week's news).
+    pub fn is_quiet_week(&self) -> bool {
+        *self == Digest { learning_streak_weeks: self.learning_streak_weeks, ..Digest::default() }
+    }
+
     pub fn learnings(&self) -> usize {
         self.won + self.lost + self.inconclusive
     }

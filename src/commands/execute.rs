@@ -346,6 +346,20 @@ async fn record_reading(
     let data = serde_json::json!({ "value": value, "win": win });
     ctx.event(tx, EventKind::ReadingRecorded, Some(id.to_string()), data).await?;
     experiment.latest = Some(value);
+    if win == Some(Win::TargetHit) {
+        // A target hit is celebrated at once (small wins wait for the daily batch).
+        let unit = experiment.metric.unit.as_deref();
+        let announcement = Reply::channel(format!(
+            "🎯 {id} {} hit its target: {} reached {} (target {}).",
+            experiment.title,
+            experiment.metric.name,
+            format_value(value, unit),
+            format_value(experiment.metric.target, unit)
+        ));
+        let key = format!("target_hit:{}:{id}", ctx.ws.0);
+        let recipient = ctx.channel.external_id.clone();
+        tx.enqueue_message(ctx.ws, Some(ctx.channel.id), &recipient, &key, &announcement, ctx.now).await?;
+    }
     let mut values = earlier;
     values.push(value);
     let unit = experiment.metric.unit.as_deref();

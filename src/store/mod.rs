@@ -1019,6 +1019,138 @@ impl Tx {
             .collect()
     }
 
+    // ----- scheduler ----------------------------------------------------------------------------
+
+    /// Channels in id order after `after`, across workspaces: the scheduler serves every workspace.
+    pub async fn channels_after(&mut self, after: ChannelId, limit: i64) -> Result<Vec<ScheduledChannel>, StoreError> {
+        let rows: Vec<ScheduledChannelRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT id, workspace_id, external_id, name, schedule, time_zone, quiet_weekdays, holidays, paused_until, \
+                 rules, escalate_after_days, created_at FROM channels WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after.0)
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        rows.into_iter().map(ScheduledChannelRow::into_record).collect()
+    }
+
+    /// Claims one firing of a job for a channel; false when it was claimed before (by this or any
+    /// other replica). The outcome says what happened: fired, suppressed (with why) or skipped.
+    pub async fn record_occurrence(
+        &mut self,
+        ws: WorkspaceId,
+        occurrence: &NewOccurrence<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let NewOccurrence { channel, job, due_at, outcome, reason } = *occurrence;
+        let inserted = on_conn!(self, |c, pg| {
+            sqlx::query(
+                "INSERT INTO occurrences (workspace_id, channel_id, job, due_at, outcome, reason, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (channel_id, job, due_at) DO NOTHING",
+            )
+            .bind(ws.0)
+            .bind(channel.0)
+            .bind(job)
+            .bind(to_millis(due_at))
+            .bind(outcome)
+            .bind(reason)
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    pub async fn set_occurrence_outcome(
+        &mut self,
+        channel: ChannelId,
+        job: &str,
+        due_at: DateTime<Utc>,
+        outcome: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        on_conn!(self, |c, pg| {
+            sqlx::query(
+                "UPDATE occurrences SET outcome = $4, reason = $5 WHERE channel_id = $1 AND job = $2 AND due_at = $3",
+            )
+            .bind(channel.0)
+            .bind(job)
+            .bind(to_millis(due_at))
+            .bind(outcome)
+            .bind(reason)
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// A channel's occurrences in order of their instant: what fired, what was quiet, what was missed.
+    pub async fn occurrences(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+    ) -> Result<Vec<OccurrenceRecord>, StoreError> {
+        let rows: Vec<(String, i64, String, Option<String>)> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT job, due_at, outcome, reason FROM occurrences WHERE workspace_id = $1 AND channel_id = $2 \
+                 ORDER BY due_at, id",
+            )
+            .bind(ws.0)
+            .bind(channel.0)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(job, due_at, outcome, reason)| OccurrenceRecord {
+                job,
+                due_at: from_millis(due_at),
+                outcome,
+                reason,
+            })
+            .collect())
+    }
+
+    /// The channel's proposed experiments with the most votes first: the top of the backlog.
+    pub async fn backlog(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+        limit: i64,
+    ) -> Result<Vec<ExperimentRecord>, StoreError> {
+        let rows: Vec<ExperimentRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(cached_sql!(
+                "SELECT ",
+                EXPERIMENT_COLUMNS,
+                " WHERE e.workspace_id = $1 AND e.channel_id = $2 AND e.status = 'proposed' \
+                 ORDER BY votes DESC, e.number LIMIT $3"
+            ))
+            .bind(ws.0)
+            .bind(channel.0)
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        rows.into_iter().map(ExperimentRow::into_record).collect()
+    }
+
+    /// Records that the channel was told of an overdue pledge: it is broken from now on (until it is
+    /// kept, extended or released). Returns whether it changed.
+    pub async fn mark_pledge_broken(&mut self, ws: WorkspaceId, pledge: PledgeId) -> Result<bool, StoreError> {
+        let changed = on_conn!(self, |c, pg| {
+            sqlx::query("UPDATE pledges SET status = 'broken' WHERE workspace_id = $1 AND id = $2 AND status = 'open'")
+                .bind(ws.0)
+                .bind(pledge.0)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
     // ----- outbox -------------------------------------------------------------------------------
 
     /// Queues a post the bot owes; false when a post with this idempotency key was queued before
@@ -1232,6 +1364,20 @@ impl Tx {
                 .await?
         });
         Ok(found)
+    }
+
+    /// A workspace's posts in the order they were owed, whatever their status.
+    pub async fn outbox_messages(&mut self, ws: WorkspaceId) -> Result<Vec<OutboundMessage>, StoreError> {
+        let rows: Vec<OutboxRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT id, workspace_id, channel_id, recipient, idempotency_key, message, attempts, created_at \
+                 FROM outbound_messages WHERE workspace_id = $1 ORDER BY id",
+            )
+            .bind(ws.0)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        rows.into_iter().map(OutboxRow::into_record).collect()
     }
 
     /// Counts by status, and the dead posts with their reasons, for operators (`nudge outbox`).

@@ -210,6 +210,71 @@ impl ContextRow {
     }
 }
 
+/// A channel as the scheduler sees it: its settings and when nudge first saw it.
+#[derive(Debug, Clone)]
+pub struct ScheduledChannel {
+    pub channel: ChannelRecord,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ScheduledChannelRow {
+    id: i64,
+    workspace_id: i64,
+    external_id: String,
+    name: String,
+    schedule: String,
+    time_zone: String,
+    quiet_weekdays: String,
+    holidays: String,
+    paused_until: Option<String>,
+    rules: String,
+    escalate_after_days: i32,
+    created_at: i64,
+}
+
+impl ScheduledChannelRow {
+    pub(super) fn into_record(self) -> Result<ScheduledChannel, StoreError> {
+        let created_at = from_millis(self.created_at);
+        let ws = WorkspaceId(self.workspace_id);
+        let channel = ChannelRow {
+            id: self.id,
+            external_id: self.external_id,
+            name: self.name,
+            schedule: self.schedule,
+            time_zone: self.time_zone,
+            quiet_weekdays: self.quiet_weekdays,
+            holidays: self.holidays,
+            paused_until: self.paused_until,
+            rules: self.rules,
+            escalate_after_days: self.escalate_after_days,
+        }
+        .into_record(ws)?;
+        Ok(ScheduledChannel { channel, created_at })
+    }
+}
+
+/// A firing to claim: the unique key (channel, job, instant) and what happened.
+#[derive(Debug, Clone, Copy)]
+pub struct NewOccurrence<'a> {
+    pub channel: ChannelId,
+    pub job: &'a str,
+    pub due_at: DateTime<Utc>,
+    /// fired | suppressed | skipped
+    pub outcome: &'a str,
+    pub reason: Option<&'a str>,
+}
+
+/// One firing of one job for one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccurrenceRecord {
+    pub job: String,
+    pub due_at: DateTime<Utc>,
+    /// fired | suppressed | skipped
+    pub outcome: String,
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct MemberRecord {
     pub id: MemberId,

@@ -7,6 +7,7 @@ mod binary;
 mod commands;
 mod health;
 mod outbox;
+mod scheduler;
 mod slack;
 mod slack_oauth;
 mod store;
