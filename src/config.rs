@@ -30,6 +30,8 @@ pub struct Config {
     pub database_max_connections: u32,
     pub encryption_key: Option<EncryptionKey>,
     pub defaults: Defaults,
+    /// How long a post may stay "sending" before its outcome is looked up on the platform.
+    pub reconcile_after: Duration,
     /// Present when a Slack signing secret is configured.
     pub slack: Option<SlackConfig>,
     /// The file the settings were read from, if any.
@@ -220,6 +222,13 @@ const SETTINGS: &[Setting] = &[
         secret: false,
     },
     Setting {
+        key: "outbox.reconcile_after_secs",
+        env: "NUDGE_OUTBOX_RECONCILE_AFTER_SECS",
+        default: Some("120"),
+        example: "120",
+        secret: false,
+    },
+    Setting {
         key: "slack.signing_secret",
         env: "NUDGE_SLACK_SIGNING_SECRET",
         default: None,
@@ -346,6 +355,8 @@ impl Config {
         let escalate_after_days =
             sources.get("defaults.escalate_after_days", |v| parse_number(v, 1, 60).map(|n| n as u32));
 
+        let reconcile_after =
+            sources.get("outbox.reconcile_after_secs", |v| parse_number(v, 1, 86_400)).map(Duration::from_secs);
         let slack = slack_config(&mut sources, encryption_key.is_some(), public_url.is_some());
 
         if !sources.errors.is_empty() {
@@ -368,6 +379,7 @@ impl Config {
                 max_open_pledges: max_open_pledges.expect(missing),
                 escalate_after_days: escalate_after_days.expect(missing),
             },
+            reconcile_after: reconcile_after.expect(missing),
             slack,
             file: file_path,
         })

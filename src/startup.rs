@@ -51,7 +51,8 @@ impl Application {
         let tasks = TaskTracker::new();
         let sender = slack.as_ref().map(|slack| {
             let delivery = Arc::new(SlackDelivery::new(slack.clone(), store.clone()));
-            Sender::new(store.clone(), delivery, clock.clone(), SenderSettings::default())
+            let settings = SenderSettings { reconcile_after: config.reconcile_after, ..SenderSettings::default() };
+            Sender::new(store.clone(), delivery, clock.clone(), settings)
         });
         let state =
             AppState { store: store.clone(), config: Arc::new(config), clock, commands, slack, tasks: tasks.clone() };

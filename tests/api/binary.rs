@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 const NUDGE: &str = env!("CARGO_BIN_EXE_nudge");
 
 /// A command with none of the developer's NUDGE_* or DATABASE_URL settings.
-fn nudge_in(dir: &std::path::Path) -> Command {
+pub(crate) fn nudge_in(dir: &std::path::Path) -> Command {
     let mut command = Command::new(NUDGE);
     command.current_dir(dir).env_clear();
     for key in ["PATH", "HOME"] {

@@ -5,6 +5,7 @@ mod helpers;
 
 mod binary;
 mod commands;
+mod crash;
 mod health;
 mod outbox;
 mod scheduler;
