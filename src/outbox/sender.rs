@@ -129,27 +129,35 @@ impl<D: Delivery> Sender<D> {
                 (message, result)
             });
         }
+        let mut outcomes = Vec::with_capacity(round.claimed);
         while let Some(joined) = deliveries.join_next().await {
-            let Ok((message, result)) = joined else {
-                // A delivery that panicked stays "sending" and is reconciled later.
-                continue;
-            };
-            self.record(&message, result, &mut round).await?;
+            // A delivery that panicked stays "sending" and is reconciled later.
+            if let Ok(outcome) = joined {
+                outcomes.push(outcome);
+            }
         }
+        // One transaction records the round; if it fails, the posts stay "sending" and are
+        // reconciled with the platform later, never posted blindly again.
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        for (message, result) in &outcomes {
+            self.record(&mut tx, message, result, now, &mut round).await?;
+        }
+        tx.commit().await?;
         Ok(round)
     }
 
     async fn record(
         &self,
+        tx: &mut crate::store::Tx,
         message: &OutboundMessage,
-        result: Result<String, DeliveryError>,
+        result: &Result<String, DeliveryError>,
+        now: chrono::DateTime<chrono::Utc>,
         round: &mut Round,
     ) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        let mut tx = self.store.begin().await?;
         match result {
             Ok(platform_id) => {
-                tx.message_delivered(message.id, &platform_id, now).await?;
+                tx.message_delivered(message.id, platform_id, now).await?;
                 round.delivered += 1;
             }
             Err(error) if error.retryable && message.attempts < self.settings.max_attempts => {
@@ -174,7 +182,7 @@ impl<D: Delivery> Sender<D> {
                 round.dead += 1;
             }
         }
-        tx.commit().await
+        Ok(())
     }
 
     async fn reconcile(&self, round: &mut Round) -> Result<(), StoreError> {

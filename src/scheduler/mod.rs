@@ -52,6 +52,7 @@ pub struct Tick {
     pub skipped: usize,
 }
 
+#[derive(Clone)]
 pub struct Scheduler {
     store: Store,
     clock: SharedClock,
@@ -60,6 +61,9 @@ pub struct Scheduler {
 
 /// Channels read per query while ticking.
 const CHANNEL_PAGE: i64 = 500;
+
+/// Channels ticked at once: each is a few short transactions, so several keep the pool busy.
+const CHANNELS_AT_ONCE: usize = 8;
 
 /// One post a job owes: to the channel, or privately to one person.
 pub(crate) enum Post {
@@ -96,8 +100,19 @@ impl Scheduler {
             };
             let Some(last) = page.last() else { break };
             after = last.channel.id;
-            for channel in &page {
-                self.tick_channel(channel, now, &mut tick).await?;
+            let mut running = tokio::task::JoinSet::new();
+            for channel in page {
+                if running.len() >= CHANNELS_AT_ONCE {
+                    add(&mut tick, running.join_next().await);
+                }
+                let this = self.clone();
+                running.spawn(async move {
+                    let mut tick = Tick::default();
+                    this.tick_channel(&channel, now, &mut tick).await.map(|()| tick)
+                });
+            }
+            while let Some(done) = running.join_next().await {
+                add(&mut tick, Some(done));
             }
         }
         Ok(tick)
@@ -215,6 +230,20 @@ impl Scheduler {
             self.occur(channel, &job, instant, now, tick).await?;
         }
         Ok(())
+    }
+}
+
+/// Adds one channel's tick to the total; a channel that failed is logged and retried next tick.
+fn add(total: &mut Tick, done: Option<Result<Result<Tick, StoreError>, tokio::task::JoinError>>) {
+    match done {
+        Some(Ok(Ok(tick))) => {
+            total.fired += tick.fired;
+            total.suppressed += tick.suppressed;
+            total.skipped += tick.skipped;
+        }
+        Some(Ok(Err(error))) => tracing::error!(%error, "a channel's tick failed; the next tick tries again"),
+        Some(Err(error)) => tracing::error!(%error, "a channel's tick panicked"),
+        None => {}
     }
 }
 

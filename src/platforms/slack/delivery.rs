@@ -1,7 +1,8 @@
 //! The outbox's deliveries to Slack: chat.postMessage with message metadata carrying the outbox
 //! id, and conversations.history to find a post whose outcome was unknown.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use serde_json::json;
 
@@ -9,7 +10,7 @@ use super::Slack;
 use super::api::{MessageMetadata, SlackApiError};
 use super::render;
 use crate::outbox::{Delivery, DeliveryError};
-use crate::store::{OutboundMessage, Store};
+use crate::store::{OutboundMessage, Store, WorkspaceId};
 
 /// The metadata event type nudge's posts carry.
 pub const OUTBOX_EVENT: &str = "nudge_outbox";
@@ -17,21 +18,22 @@ pub const OUTBOX_EVENT: &str = "nudge_outbox";
 pub struct SlackDelivery {
     slack: Arc<Slack>,
     store: Store,
+    /// Workspace → team id; a workspace's team never changes, so one lookup each is enough.
+    teams: RwLock<HashMap<WorkspaceId, String>>,
 }
 
 impl SlackDelivery {
     pub fn new(slack: Arc<Slack>, store: Store) -> SlackDelivery {
-        SlackDelivery { slack, store }
+        SlackDelivery { slack, store, teams: RwLock::new(HashMap::new()) }
     }
 
     async fn token(&self, message: &OutboundMessage) -> Result<secrecy::SecretString, DeliveryError> {
         let unavailable = |error: String| DeliveryError { message: error, retryable: true, retry_after: None };
-        let team = async {
-            let mut tx = self.store.begin().await?;
-            tx.workspace_external_id(message.workspace_id).await
-        }
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
+        let cached = self.teams.read().unwrap_or_else(|e| e.into_inner()).get(&message.workspace_id).cloned();
+        let team = match cached {
+            Some(team) => Some(team),
+            None => self.lookup_team(message.workspace_id).await.map_err(|e| unavailable(e.to_string()))?,
+        };
         let Some(team) = team else {
             return Err(DeliveryError { message: "the workspace is gone".into(), retryable: false, retry_after: None });
         };
@@ -39,6 +41,17 @@ impl SlackDelivery {
             super::TokenError::Store(e) => unavailable(e.to_string()),
             other => DeliveryError { message: other.to_string(), retryable: false, retry_after: None },
         })
+    }
+}
+
+impl SlackDelivery {
+    async fn lookup_team(&self, ws: WorkspaceId) -> Result<Option<String>, crate::store::StoreError> {
+        let mut tx = self.store.begin().await?;
+        let team = tx.workspace_external_id(ws).await?;
+        if let Some(team) = &team {
+            self.teams.write().unwrap_or_else(|e| e.into_inner()).insert(ws, team.clone());
+        }
+        Ok(team)
     }
 }
 
