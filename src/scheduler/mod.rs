@@ -8,6 +8,8 @@
 
 mod jobs;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -17,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::SharedClock;
 use crate::commands::Reply;
 use crate::domain::schedule::Schedule;
-use crate::store::{ChannelId, ChannelRecord, NewOccurrence, ScheduledChannel, Store, StoreError};
+use crate::store::{ChannelId, ChannelRecord, NewOccurrence, PledgeRecord, ScheduledChannel, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct SchedulerSettings {
@@ -93,22 +95,30 @@ impl Scheduler {
         let now = self.clock.now();
         let mut tick = Tick::default();
         let mut after = ChannelId(0);
+        let firings = Arc::new(Firings::new(now));
         loop {
             let page = {
                 let mut tx = self.store.begin().await?;
                 tx.channels_after(after, CHANNEL_PAGE).await?
             };
-            let Some(last) = page.last() else { break };
-            after = last.channel.id;
+            let Some(last) = page.last().map(|c| c.channel.clone()) else { break };
+            after = last.id;
+            let pledges = {
+                let mut tx = self.store.begin().await?;
+                tx.open_pledges_in_channels(ChannelId(page[0].channel.id.0 - 1), last.id).await?
+            };
+            let pledges = Arc::new(pledges);
             let mut running = tokio::task::JoinSet::new();
             for channel in page {
                 if running.len() >= CHANNELS_AT_ONCE {
                     add(&mut tick, running.join_next().await);
                 }
-                let this = self.clone();
+                let (this, firings, pledges) = (self.clone(), firings.clone(), pledges.clone());
                 running.spawn(async move {
                     let mut tick = Tick::default();
-                    this.tick_channel(&channel, now, &mut tick).await.map(|()| tick)
+                    let own: Vec<&PledgeRecord> =
+                        pledges.iter().filter(|p| p.channel_id == channel.channel.id).collect();
+                    this.tick_channel(&channel, &own, &firings, now, &mut tick).await.map(|()| tick)
                 });
             }
             while let Some(done) = running.join_next().await {
@@ -121,6 +131,8 @@ impl Scheduler {
     async fn tick_channel(
         &self,
         scheduled: &ScheduledChannel,
+        pledges: &[&PledgeRecord],
+        firings: &Firings,
         now: DateTime<Utc>,
         tick: &mut Tick,
     ) -> Result<(), StoreError> {
@@ -132,11 +144,12 @@ impl Scheduler {
         ];
         for (job, schedule) in jobs {
             let since = (now - self.settings.late_limit).max(scheduled.created_at);
-            if let Some(due) = last_firing(schedule, channel.time_zone, since, now) {
+            if let Some(due) = firings.last(schedule, channel.time_zone, since, now) {
                 self.occur(channel, job, due, now, tick).await?;
             } else {
                 let long_ago = (now - chrono::Duration::days(8)).max(scheduled.created_at);
-                if let Some(missed) = last_firing(schedule, channel.time_zone, long_ago, now - self.settings.late_limit)
+                if let Some(missed) =
+                    firings.last(schedule, channel.time_zone, long_ago, now - self.settings.late_limit)
                 {
                     let mut tx = self.store.begin().await?;
                     let occurrence = NewOccurrence {
@@ -153,7 +166,7 @@ impl Scheduler {
                 }
             }
         }
-        self.pledge_reminders(channel, now, tick).await
+        self.pledge_reminders(channel, pledges, now, tick).await
     }
 
     /// Claims one occurrence and, when it is ours, builds its posts in the same transaction. The
@@ -205,16 +218,13 @@ impl Scheduler {
     async fn pledge_reminders(
         &self,
         channel: &ChannelRecord,
+        pledges: &[&PledgeRecord],
         now: DateTime<Utc>,
         tick: &mut Tick,
     ) -> Result<(), StoreError> {
-        let pledges = {
-            let mut tx = self.store.begin().await?;
-            tx.open_pledges_in_channel(channel.workspace_id, channel.id, 500).await?
-        };
         let zone = channel.time_zone;
         let today = now.with_timezone(&zone).date_naive();
-        for pledge in pledges.iter().filter(|p| p.status == crate::domain::pledge::PledgeStatus::Open) {
+        for pledge in pledges {
             let overdue = (today - pledge.due_on).num_days();
             let (stage, day) = match overdue {
                 0 => (jobs::PLEDGE_DUE, today),
@@ -230,6 +240,34 @@ impl Scheduler {
             self.occur(channel, &job, instant, now, tick).await?;
         }
         Ok(())
+    }
+}
+
+type FiringList = Arc<Vec<DateTime<Utc>>>;
+
+/// Firings in the window a tick looks at, computed once per (schedule, zone) per tick: channels
+/// mostly share the default schedule, and evaluating cron is the tick's main CPU cost.
+struct Firings {
+    window_start: DateTime<Utc>,
+    now: DateTime<Utc>,
+    known: std::sync::Mutex<HashMap<(String, Tz), FiringList>>,
+}
+
+impl Firings {
+    fn new(now: DateTime<Utc>) -> Firings {
+        Firings { window_start: now - chrono::Duration::days(8), now, known: Default::default() }
+    }
+
+    /// The latest firing in (`since`, `until`].
+    fn last(&self, schedule: &Schedule, zone: Tz, since: DateTime<Utc>, until: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let key = (schedule.expression().to_string(), zone);
+        let cached = self.known.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        let firings = cached.unwrap_or_else(|| {
+            let all = Arc::new(firings_between(schedule, zone, self.window_start, self.now));
+            self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(key, all.clone());
+            all
+        });
+        firings.iter().rev().find(|at| **at > since && **at <= until).copied()
     }
 }
 
@@ -259,21 +297,21 @@ fn quiet_reason(channel: &ChannelRecord, at: DateTime<Utc>) -> Option<&'static s
     None
 }
 
-/// The latest firing of `schedule` in (`since`, `now`], if any.
-fn last_firing(schedule: &Schedule, zone: Tz, since: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let mut last = None;
+/// Every firing of `schedule` in (`since`, `until`], oldest first.
+fn firings_between(schedule: &Schedule, zone: Tz, since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let mut firings = Vec::new();
     let mut at = since;
-    // Bounded: a minutely schedule over six hours is 360 steps.
-    for _ in 0..20_000 {
+    // Bounded: eight days of a minutely schedule is 11,520 firings.
+    while firings.len() < 20_000 {
         match schedule.next_after(at, zone) {
-            Some(next) if next <= now => {
-                last = Some(next);
+            Some(next) if next <= until => {
+                firings.push(next);
                 at = next;
             }
             _ => break,
         }
     }
-    last
+    firings
 }
 
 /// `hour`:00 local on `day`, the earlier instant when the clock repeats, skipped forward in a gap.

@@ -1036,6 +1036,27 @@ impl Tx {
         rows.into_iter().map(ScheduledChannelRow::into_record).collect()
     }
 
+    /// Open pledges (not yet broken, kept or released) of the channels with ids in (`after`, `last`],
+    /// across workspaces: one query for a page of channels the scheduler is ticking.
+    pub async fn open_pledges_in_channels(
+        &mut self,
+        after: ChannelId,
+        last: ChannelId,
+    ) -> Result<Vec<PledgeRecord>, StoreError> {
+        let rows: Vec<PledgeRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(cached_sql!(
+                "SELECT ",
+                PLEDGE_COLUMNS,
+                " WHERE p.channel_id > $1 AND p.channel_id <= $2 AND p.status = 'open' ORDER BY p.due_on, p.number"
+            ))
+            .bind(after.0)
+            .bind(last.0)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        rows.into_iter().map(PledgeRow::into_record).collect()
+    }
+
     /// Claims one firing of a job for a channel; false when it was claimed before (by this or any
     /// other replica). The outcome says what happened: fired, suppressed (with why) or skipped.
     pub async fn record_occurrence(
