@@ -16,8 +16,19 @@ use crate::http::AppState;
 pub const AUTHORIZE_URL: &str = "https://slack.com/oauth/v2/authorize";
 
 /// The bot scopes nudge asks for: slash commands, posting, being mentioned, reading a member's
-/// name and time zone, and opening a direct conversation for private reminders.
-pub const BOT_SCOPES: &[&str] = &["commands", "chat:write", "app_mentions:read", "users:read", "im:write"];
+/// name and time zone, opening a direct conversation for private reminders, and reading back its
+/// own recent posts (public, private and direct) to tell whether a post interrupted by a crash
+/// went out.
+pub const BOT_SCOPES: &[&str] = &[
+    "commands",
+    "chat:write",
+    "app_mentions:read",
+    "users:read",
+    "im:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+];
 
 /// How long an install link's state stays valid.
 const STATE_LIFETIME_MINUTES: i64 = 10;
