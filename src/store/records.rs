@@ -219,38 +219,16 @@ pub struct ScheduledChannel {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct ScheduledChannelRow {
-    id: i64,
     workspace_id: i64,
-    external_id: String,
-    name: String,
-    schedule: String,
-    time_zone: String,
-    quiet_weekdays: String,
-    holidays: String,
-    paused_until: Option<String>,
-    rules: String,
-    escalate_after_days: i32,
     created_at: i64,
+    #[sqlx(flatten)]
+    channel: ChannelRow,
 }
 
 impl ScheduledChannelRow {
     pub(super) fn into_record(self) -> Result<ScheduledChannel, StoreError> {
-        let created_at = from_millis(self.created_at);
-        let ws = WorkspaceId(self.workspace_id);
-        let channel = ChannelRow {
-            id: self.id,
-            external_id: self.external_id,
-            name: self.name,
-            schedule: self.schedule,
-            time_zone: self.time_zone,
-            quiet_weekdays: self.quiet_weekdays,
-            holidays: self.holidays,
-            paused_until: self.paused_until,
-            rules: self.rules,
-            escalate_after_days: self.escalate_after_days,
-        }
-        .into_record(ws)?;
-        Ok(ScheduledChannel { channel, created_at })
+        let channel = self.channel.into_record(WorkspaceId(self.workspace_id))?;
+        Ok(ScheduledChannel { channel, created_at: from_millis(self.created_at) })
     }
 }
 

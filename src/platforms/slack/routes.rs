@@ -332,13 +332,7 @@ async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
         member_name: payload.user.display_name().to_string(),
         now,
     };
-    let reply = match app.commands.execute(invocation, command).await {
-        Ok(reply) => reply,
-        Err(error) => {
-            tracing::error!(%error, "a Slack button failed");
-            Reply::private(SOMETHING_WENT_WRONG)
-        }
-    };
+    let reply = run(&app, invocation, command, "a Slack button").await;
     if let Some(response_url) = payload.response_url {
         app.tasks.clone().spawn(async move {
             let mut message = render::message(&reply);
@@ -350,6 +344,17 @@ async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
         });
     }
     StatusCode::OK.into_response()
+}
+
+/// Runs a command from a button or a form; a failure is logged and answered with an apology.
+async fn run(app: &AppState, invocation: Invocation, command: Command, what: &str) -> Reply {
+    match app.commands.execute(invocation, command).await {
+        Ok(reply) => reply,
+        Err(error) => {
+            tracing::error!(%error, "{what} failed");
+            Reply::private(SOMETHING_WENT_WRONG)
+        }
+    }
 }
 
 fn response_type(visibility: Visibility) -> &'static str {
@@ -385,13 +390,7 @@ async fn view_submission(app: AppState, payload: wire::ViewSubmission) -> Respon
         member_name: payload.user.display_name().to_string(),
         now,
     };
-    let reply = match app.commands.execute(invocation, command).await {
-        Ok(reply) => reply,
-        Err(error) => {
-            tracing::error!(%error, "a Slack form failed");
-            Reply::private(SOMETHING_WENT_WRONG)
-        }
-    };
+    let reply = run(&app, invocation, command, "a Slack form").await;
     let user = payload.user.id;
     app.tasks.clone().spawn(async move {
         let message = render::message(&reply);
