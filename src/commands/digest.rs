@@ -153,4 +153,16 @@ mod tests {
         let digest = Digest::compute(&[closed(2026, 11, 3)], now, chrono_tz::UTC);
         assert_eq!(digest.learning_streak_weeks, 0);
     }
+
+    #[test]
+    fn a_week_without_activity_is_quiet_even_with_a_streak_behind_it() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let old_learning =
+            event(EventKind::ExperimentClosed, now - Duration::days(9), serde_json::json!({"outcome": "won"}));
+        let digest = Digest::compute(std::slice::from_ref(&old_learning), now, chrono_tz::UTC);
+        assert_eq!(digest.learning_streak_weeks, 1, "last week's learning still counts for the streak");
+        assert!(digest.is_quiet_week(), "but nothing happened in the last seven days");
+        let kept = event(EventKind::PledgeKept, now - Duration::days(1), serde_json::json!({}));
+        assert!(!Digest::compute(&[old_learning, kept], now, chrono_tz::UTC).is_quiet_week());
+    }
 }
