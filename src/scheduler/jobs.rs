@@ -196,7 +196,7 @@ async fn pledge_stage(
     if pledge.status != crate::domain::pledge::PledgeStatus::Open {
         return Ok(None);
     }
-    let today = due.with_timezone(&channel.time_zone).date_naive();
+    let today = due.with_timezone(&pledge.owner_time_zone.unwrap_or(channel.time_zone)).date_naive();
     let buttons = Section::heading(format!("{id} · {}", pledge.text))
         .with_field("Due", day_label(pledge.due_on, today))
         .with_action("Done", ActionKind::PledgeDone(id), ActionStyle::Primary)

@@ -222,9 +222,10 @@ impl Scheduler {
         now: DateTime<Utc>,
         tick: &mut Tick,
     ) -> Result<(), StoreError> {
-        let zone = channel.time_zone;
-        let today = now.with_timezone(&zone).date_naive();
         for pledge in pledges {
+            // Reminders come in the owner's morning when we know their zone, else the channel's.
+            let zone = pledge.owner_time_zone.unwrap_or(channel.time_zone);
+            let today = now.with_timezone(&zone).date_naive();
             let overdue = (today - pledge.due_on).num_days();
             let (stage, day) = match overdue {
                 0 => (jobs::PLEDGE_DUE, today),

@@ -211,7 +211,7 @@ const EXPERIMENT_COLUMNS: &str = "e.id, e.number, e.channel_id, e.owner_id, m.ex
      FROM experiments e JOIN members m ON m.id = e.owner_id";
 
 const PLEDGE_COLUMNS: &str = "p.id, p.number, p.channel_id, p.owner_id, m.external_id AS owner_external_id, \
-     m.display_name AS owner_name, p.text, p.due_on, p.experiment_id, p.status, p.note, p.created_at, p.resolved_at \
+     m.display_name AS owner_name, m.time_zone AS owner_time_zone, p.text, p.due_on, p.experiment_id, p.status, p.note, p.created_at, p.resolved_at \
      FROM pledges p JOIN members m ON m.id = p.owner_id";
 
 /// Builds a query string once per process from constant parts (the column lists above).
@@ -510,6 +510,31 @@ impl Tx {
             .await?
         });
         Ok(row.into_record())
+    }
+
+    /// What the platform says about a member: their display name and time zone. False when the
+    /// member is not known yet.
+    pub async fn set_member_profile(
+        &mut self,
+        ws: WorkspaceId,
+        external_id: &str,
+        display_name: &str,
+        time_zone: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let changed = on_conn!(self, |c, pg| {
+            sqlx::query(
+                "UPDATE members SET display_name = $3, time_zone = COALESCE($4, time_zone) \
+                 WHERE workspace_id = $1 AND external_id = $2",
+            )
+            .bind(ws.0)
+            .bind(external_id)
+            .bind(display_name)
+            .bind(time_zone)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed == 1)
     }
 
     pub async fn set_rules(&mut self, ws: WorkspaceId, channel: ChannelId, rules: &str) -> Result<(), StoreError> {

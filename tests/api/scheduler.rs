@@ -278,3 +278,26 @@ async fn a_reading_that_hits_the_target_is_celebrated_at_once() {
         "{posts:?}"
     );
 }
+
+#[tokio::test]
+async fn a_pledge_reminder_comes_in_the_owners_morning_when_their_zone_is_known() {
+    let db = TestDb::sqlite();
+    let store = db.store().await;
+    let team = Team::new(&store, monday_morning()).await;
+    team.says("/pledge", "call five customers by wed").await;
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.set_member_profile(team.ws, "U01", "Ada", Some("America/Los_Angeles")).await.unwrap());
+    tx.commit().await.unwrap();
+    let scheduler = team.scheduler(&store);
+    while team.clock.now() < monday_morning() + Duration::days(3) {
+        team.clock.advance(Duration::minutes(15));
+        scheduler.tick().await.unwrap();
+    }
+    let mut tx = store.begin().await.unwrap();
+    let channel = tx.channel(team.ws, "C01").await.unwrap().unwrap();
+    let due =
+        tx.occurrences(team.ws, channel.id).await.unwrap().into_iter().find(|o| o.job == "pledge_due:P-1").unwrap();
+    let local = due.due_at.with_timezone(&chrono_tz::America::Los_Angeles);
+    assert_eq!(local.format("%a %d %b %H:%M").to_string(), "Wed 25 Nov 09:00", "09:00 in Los Angeles, not in Berlin");
+    assert_eq!(due.outcome, "fired");
+}

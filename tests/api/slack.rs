@@ -648,3 +648,40 @@ async fn when_slack_rate_limits_the_form_the_person_is_told_when_to_try_again() 
     assert!(visible_text(&body).contains("try again in 7 seconds"), "{body}");
     assert_eq!(t.calls_now("/api/views.open").await, 1, "nudge does not hammer a rate-limited Slack");
 }
+
+#[tokio::test]
+async fn a_persons_time_zone_is_learned_from_slack_after_their_first_command() {
+    let t = SlackTest::start(Backend::Sqlite).await;
+    Mock::given(method("POST"))
+        .and(path("/api/users.info"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true,
+            "user": {
+                "id": "U01", "team_id": "T01", "name": "ada", "real_name": "Ada Lovelace",
+                "tz": "America/New_York", "tz_label": "Eastern Standard Time", "tz_offset": -18000,
+                "profile": {"display_name": "Ada", "real_name": "Ada Lovelace"}
+            }
+        })))
+        .mount(&t.slack)
+        .await;
+    t.slash("/pledge", "call five customers by fri").await;
+    let asked = t.calls_to("/api/users.info", 1).await;
+    assert!(String::from_utf8_lossy(&asked[0].body).contains("user=U01"));
+    let mut zone = None;
+    for _ in 0..100 {
+        let mut tx = t.app.store.begin().await.unwrap();
+        let ws = tx.workspace("slack", "T01").await.unwrap().unwrap();
+        let (_, member) = tx.channel_and_member(ws, "C01", "U01").await.unwrap();
+        zone = member.and_then(|m| m.time_zone);
+        if zone.is_some() {
+            break;
+        }
+        drop(tx);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(zone.map(|z| z.name().to_string()).as_deref(), Some("America/New_York"));
+    // Once per person: a second command does not ask again.
+    t.slash("/pledge", "list").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(t.calls_now("/api/users.info").await, 1);
+}

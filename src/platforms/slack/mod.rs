@@ -12,7 +12,7 @@ pub mod verify;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
@@ -37,6 +37,8 @@ pub struct Slack {
     /// Team id → workspace id. Ids never change once allocated, so caching them saves a query per
     /// command without making any replica's memory needed for correctness.
     workspaces: RwLock<HashMap<String, WorkspaceId>>,
+    /// Members whose Slack profile (display name, time zone) this process has already fetched.
+    profiles: std::sync::Mutex<std::collections::HashSet<(WorkspaceId, String)>>,
 }
 
 impl std::fmt::Debug for Slack {
@@ -73,6 +75,7 @@ impl Slack {
             cipher: config.encryption_key.as_ref().map(TokenCipher::new),
             public_url: config.public_url.clone(),
             workspaces: RwLock::new(HashMap::new()),
+            profiles: Default::default(),
         })
     }
 
@@ -123,6 +126,42 @@ impl Slack {
 
     fn remember(&self, team_id: &str, ws: WorkspaceId) {
         self.workspaces.write().unwrap_or_else(|e| e.into_inner()).insert(team_id.to_string(), ws);
+    }
+
+    /// Learns a member's time zone (their pledges' days follow it) and display name from
+    /// users.info, once per member per process, after their command has been answered.
+    pub fn learn_profile(
+        self: &Arc<Self>,
+        tasks: &tokio_util::task::TaskTracker,
+        store: &Store,
+        ws: WorkspaceId,
+        team_id: &str,
+        user_id: &str,
+    ) {
+        let key = (ws, user_id.to_string());
+        if !self.profiles.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
+            return;
+        }
+        let (slack, store, team_id) = (self.clone(), store.clone(), team_id.to_string());
+        tasks.spawn(async move {
+            let learned = async {
+                let token = slack.token_for(&store, &team_id).await?;
+                let profile = slack.client.user_info(&token, &key.1).await?;
+                let mut tx = store.begin().await?;
+                let known =
+                    tx.set_member_profile(ws, &key.1, &profile.display_name, profile.time_zone.as_deref()).await?;
+                tx.commit().await?;
+                Ok::<bool, anyhow::Error>(known)
+            }
+            .await;
+            if !matches!(learned, Ok(true)) {
+                // Not there yet (the command failed) or Slack did not answer: try after a later command.
+                slack.profiles.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+            }
+            if let Err(error) = learned {
+                tracing::info!(error = format!("{error:#}"), "could not read a Slack profile");
+            }
+        });
     }
 
     /// The bot token to call Slack with on behalf of a team.

@@ -127,8 +127,12 @@ async fn commands(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
         now,
     };
     let span = tracing::info_span!("command", workspace = ws.0, channel = %invocation.channel_id);
+    let user_id = invocation.member_id.clone();
     match app.commands.execute(invocation, command).instrument(span).await {
-        Ok(reply) => json(render::command_response(&reply)),
+        Ok(reply) => {
+            slack.learn_profile(&app.tasks, &app.store, ws, &form.team_id, &user_id);
+            json(render::command_response(&reply))
+        }
         Err(error) => {
             tracing::error!(error = %error, "a Slack command failed");
             private(SOMETHING_WENT_WRONG)
