@@ -154,8 +154,9 @@ impl Slack {
                 Ok::<bool, anyhow::Error>(known)
             }
             .await;
-            if !matches!(learned, Ok(true)) {
-                // Not there yet (the command failed) or Slack did not answer: try after a later command.
+            if matches!(learned, Ok(false)) {
+                // The member is not stored yet (their command failed): try after a later command.
+                // A Slack error is not retried in this process, so a missing scope costs one call.
                 slack.profiles.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
             }
             if let Err(error) = learned {
