@@ -1,7 +1,6 @@
 //! The HTTP edge: the axum router with a body-size limit, a timeout and a request id on every
 //! route, health checks, and the platform webhooks (mounted by each platform module).
 
-mod error;
 mod health;
 
 use std::sync::Arc;
@@ -16,8 +15,6 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-
-pub use error::HttpError;
 
 use crate::clock::SharedClock;
 use crate::commands::queue::CommandQueue;

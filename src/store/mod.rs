@@ -153,12 +153,9 @@ impl Store {
     /// One round trip, for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match &self.pool {
-            Pool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await?,
-            Pool::Sqlite(pool) => {
-                sqlx::query("SELECT 1").execute(pool).await?;
-                return Ok(());
-            }
-        };
+            Pool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())?,
+            Pool::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())?,
+        }
         Ok(())
     }
 
@@ -429,7 +426,7 @@ impl Tx {
         row.into_records(ws)
     }
 
-    /// The channel, created with the defaults on first sight.
+    /// The channel, created with the defaults on first sight (an existing one is left as it is).
     pub async fn ensure_channel(
         &mut self,
         ws: WorkspaceId,
@@ -438,9 +435,6 @@ impl Tx {
         defaults: &ChannelDefaults,
         now: DateTime<Utc>,
     ) -> Result<ChannelRecord, StoreError> {
-        if let Some(channel) = self.channel(ws, external_id).await? {
-            return Ok(channel);
-        }
         on_conn!(self, |c, pg| {
             sqlx::query(
                 "INSERT INTO channels (workspace_id, external_id, name, schedule, time_zone, escalate_after_days, \
@@ -475,7 +469,8 @@ impl Tx {
         row.map(|r| r.into_record(ws)).transpose()
     }
 
-    /// The member, created on first sight; a changed display name is kept up to date.
+    /// The member, created on first sight or given their current display name. Callers that have
+    /// the member already (see `channel_and_member`) call this only when something changed.
     pub async fn ensure_member(
         &mut self,
         ws: WorkspaceId,
@@ -483,19 +478,6 @@ impl Tx {
         display_name: &str,
         now: DateTime<Utc>,
     ) -> Result<MemberRecord, StoreError> {
-        let found: Option<MemberRow> = on_conn!(self, |c, pg| {
-            sqlx::query_as(
-                "SELECT id, external_id, display_name, time_zone FROM members \
-                 WHERE workspace_id = $1 AND external_id = $2",
-            )
-            .bind(ws.0)
-            .bind(external_id)
-            .fetch_optional(&mut *c)
-            .await?
-        });
-        if let Some(row) = found.as_ref().filter(|r| r.display_name == display_name || display_name.is_empty()) {
-            return Ok(row.clone().into_record());
-        }
         let row: MemberRow = on_conn!(self, |c, pg| {
             sqlx::query_as(
                 "INSERT INTO members (workspace_id, external_id, display_name, created_at) VALUES ($1, $2, $3, $4) \

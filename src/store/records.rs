@@ -261,11 +261,11 @@ pub struct MemberRecord {
     pub time_zone: Option<Tz>,
 }
 
-#[derive(Clone, sqlx::FromRow)]
+#[derive(sqlx::FromRow)]
 pub(super) struct MemberRow {
     id: i64,
     external_id: String,
-    pub(super) display_name: String,
+    display_name: String,
     time_zone: Option<String>,
 }
 

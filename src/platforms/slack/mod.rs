@@ -83,15 +83,16 @@ impl Slack {
         &self.signing_secrets
     }
 
-    pub fn is_multi_workspace(&self) -> bool {
-        matches!(self.install, SlackInstall::OAuth { .. })
-    }
-
     /// Where a team installs nudge: `<public url>/slack/install`.
     pub fn install_url(&self) -> String {
+        self.public_url_for("/slack/install")
+    }
+
+    /// A path on this server as Slack reaches it (just the path when no public URL is set).
+    pub fn public_url_for(&self, path: &str) -> String {
         match &self.public_url {
-            Some(url) => format!("{}/slack/install", url.as_str().trim_end_matches('/')),
-            None => "/slack/install".to_string(),
+            Some(url) => format!("{}{path}", url.as_str().trim_end_matches('/')),
+            None => path.to_string(),
         }
     }
 

@@ -46,7 +46,7 @@ fn escape_html(text: &str) -> String {
 }
 
 fn redirect_uri(slack: &Slack) -> String {
-    slack.install_url().replace("/slack/install", "/slack/oauth/callback")
+    slack.public_url_for("/slack/oauth/callback")
 }
 
 pub async fn install(State(app): State<AppState>) -> Response {

@@ -2,6 +2,7 @@
 //! failure); answers go back within Slack's three seconds, and anything slow (Web API calls) runs
 //! after the acknowledgement.
 
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use axum::Router;
@@ -10,9 +11,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use secrecy::SecretString;
 use serde_json::json;
 use tracing::Instrument;
 
+use super::api::SlackApiError;
 use super::render::{self, FieldErrors};
 use super::verify::verify;
 use super::wire::{self, Event, EventEnvelope, Interaction, ModalOrigin, SlashCommand};
@@ -20,9 +23,9 @@ use super::{PLATFORM, Slack, Standing, manifest, oauth};
 use crate::commands::execute::{help_reply, usage_reply};
 use crate::commands::reply::{ActionKind, Reply, Visibility};
 use crate::commands::{Command, ExperimentCommand, HelpTopic, Invocation, PledgeCommand, grammar};
-use crate::domain::ids::ExperimentRef;
+use crate::domain::ids::{ExperimentRef, PledgeRef};
 use crate::http::AppState;
-use crate::store::WorkspaceId;
+use crate::store::{ExperimentRecord, PledgeRecord, StoreError, WorkspaceId};
 
 /// The Slack routes: the manifest always (it is how a newcomer creates the app), the rest when a
 /// signing secret is configured.
@@ -83,6 +86,20 @@ fn private(text: impl Into<String>) -> Response {
 const SOMETHING_WENT_WRONG: &str =
     "Something went wrong on nudge's side and it has been logged. Please try again in a moment.";
 
+/// The workspace a verified request's team belongs to, or what to tell the person instead (the
+/// install link, or an apology that has been logged).
+async fn workspace_for(app: &AppState, team_id: &str, team_name: &str) -> Result<WorkspaceId, String> {
+    let slack = slack(app);
+    match slack.standing(&app.store, team_id, team_name, app.clock.now()).await {
+        Ok(Standing::Ready(ws)) => Ok(ws),
+        Ok(Standing::NotInstalled) => Err(not_installed(slack)),
+        Err(error) => {
+            tracing::error!(%error, "cannot resolve the Slack workspace");
+            Err(SOMETHING_WENT_WRONG.to_string())
+        }
+    }
+}
+
 fn not_installed(slack: &Slack) -> String {
     format!("nudge is not installed in this workspace yet. Install it here: {}", slack.install_url())
 }
@@ -108,23 +125,18 @@ async fn commands(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
     if let Command::Help(topic) = command {
         return help_response(topic);
     }
-    let slack = slack(&app);
-    let now = app.clock.now();
-    let ws = match slack.standing(&app.store, &form.team_id, &form.team_domain, now).await {
-        Ok(Standing::Ready(ws)) => ws,
-        Ok(Standing::NotInstalled) => return private(not_installed(slack)),
-        Err(error) => {
-            tracing::error!(error = %error, "cannot resolve the Slack workspace");
-            return private(SOMETHING_WENT_WRONG);
-        }
+    let ws = match workspace_for(&app, &form.team_id, &form.team_domain).await {
+        Ok(ws) => ws,
+        Err(answer) => return private(answer),
     };
+    let slack = slack(&app);
     let invocation = Invocation {
         workspace: ws,
         channel_id: form.channel_id,
         channel_name: form.channel_name,
         member_id: form.user_id,
         member_name: form.user_name,
-        now,
+        now: app.clock.now(),
     };
     let span = tracing::info_span!("command", workspace = ws.0, channel = %invocation.channel_id);
     let user_id = invocation.member_id.clone();
@@ -165,28 +177,25 @@ async fn open_modal_for_command(app: AppState, form: SlashCommand, request: Moda
     let Some(trigger_id) = form.trigger_id.clone() else {
         return private("Slack sent no trigger id, so the form cannot open; type the whole command instead.");
     };
-    let slack = slack(&app).clone();
-    let now = app.clock.now();
-    let ws = match slack.standing(&app.store, &form.team_id, &form.team_domain, now).await {
-        Ok(Standing::Ready(ws)) => ws,
-        Ok(Standing::NotInstalled) => return private(not_installed(&slack)),
-        Err(error) => {
-            tracing::error!(error = %error, "cannot resolve the Slack workspace");
-            return private(SOMETHING_WENT_WRONG);
-        }
+    let ws = match workspace_for(&app, &form.team_id, &form.team_domain).await {
+        Ok(ws) => ws,
+        Err(answer) => return private(answer),
     };
     let origin = ModalOrigin { channel_id: form.channel_id.clone(), channel_name: form.channel_name.clone() };
     let metadata = serde_json::to_string(&origin).unwrap_or_default();
     let view = match request {
         ModalRequest::Propose => render::propose_modal(&metadata),
-        ModalRequest::Close(id) => match experiment_title(&app, ws, id).await {
-            Ok(Some(title)) => render::close_modal(id, &title, &metadata),
+        ModalRequest::Close(id) => match load_experiment(&app, ws, id).await {
+            Ok(Some(experiment)) => render::close_modal(id, &experiment.title, &metadata),
             Ok(None) => {
                 return private(format!(
                     "There is no {id} in this workspace. `/experiment list all` shows every experiment."
                 ));
             }
-            Err(response) => return response,
+            Err(error) => {
+                tracing::error!(%error, "cannot load an experiment for a form");
+                return private(SOMETHING_WENT_WRONG);
+            }
         },
     };
     spawn_open_view(app, form.team_id, trigger_id, view, form.response_url);
@@ -194,19 +203,19 @@ async fn open_modal_for_command(app: AppState, form: SlashCommand, request: Moda
     StatusCode::OK.into_response()
 }
 
-async fn experiment_title(app: &AppState, ws: WorkspaceId, id: ExperimentRef) -> Result<Option<String>, Response> {
-    let found = async {
-        let mut tx = app.store.begin().await?;
-        tx.experiment(ws, id).await
-    }
-    .await;
-    match found {
-        Ok(experiment) => Ok(experiment.map(|e| e.title)),
-        Err(error) => {
-            tracing::error!(%error, "cannot load an experiment for a form");
-            Err(private(SOMETHING_WENT_WRONG))
-        }
-    }
+/// One experiment, read for a form (outside any command).
+async fn load_experiment(
+    app: &AppState,
+    ws: WorkspaceId,
+    id: ExperimentRef,
+) -> Result<Option<ExperimentRecord>, StoreError> {
+    let mut tx = app.store.begin().await?;
+    tx.experiment(ws, id).await
+}
+
+async fn load_pledge(app: &AppState, ws: WorkspaceId, id: PledgeRef) -> Result<Option<PledgeRecord>, StoreError> {
+    let mut tx = app.store.begin().await?;
+    tx.pledge(ws, id).await
 }
 
 /// views.open must use the trigger id within about three seconds, so it runs right after the ack.
@@ -281,15 +290,8 @@ async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
         tracing::info!(action_id = %action.action_id, "unknown Slack action");
         return StatusCode::OK.into_response();
     };
-    let slack = slack(&app).clone();
-    let now = app.clock.now();
-    let ws = match slack.standing(&app.store, &team_id, "", now).await {
-        Ok(Standing::Ready(ws)) => ws,
-        Ok(Standing::NotInstalled) => return StatusCode::OK.into_response(),
-        Err(error) => {
-            tracing::error!(%error, "cannot resolve the Slack workspace");
-            return StatusCode::OK.into_response();
-        }
+    let Ok(ws) = workspace_for(&app, &team_id, "").await else {
+        return StatusCode::OK.into_response();
     };
     let channel = payload.channel.clone().unwrap_or(wire::Channel { id: String::new(), name: String::new() });
     let origin = ModalOrigin { channel_id: channel.id.clone(), channel_name: channel.name.clone() };
@@ -299,12 +301,7 @@ async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
         ActionKind::Vote(id) => Command::Experiment(ExperimentCommand::Vote(id)),
         ActionKind::PledgeDone(id) => Command::Pledge(PledgeCommand::Done { pledge: id, note: None }),
         ActionKind::UpdateMetric(id) => {
-            let found = async {
-                let mut tx = app.store.begin().await?;
-                tx.experiment(ws, id).await
-            }
-            .await;
-            if let Ok(Some(e)) = found {
+            if let Ok(Some(e)) = load_experiment(&app, ws, id).await {
                 let view =
                     render::update_metric_modal(id, &e.title, &e.metric.name, e.metric.unit.as_deref(), &metadata);
                 spawn_open_view(app, team_id, payload.trigger_id, view, payload.response_url);
@@ -312,12 +309,7 @@ async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
             return StatusCode::OK.into_response();
         }
         ActionKind::PledgeExtend(id) | ActionKind::PledgeRelease(id) => {
-            let found = async {
-                let mut tx = app.store.begin().await?;
-                tx.pledge(ws, id).await
-            }
-            .await;
-            if let Ok(Some(pledge)) = found {
+            if let Ok(Some(pledge)) = load_pledge(&app, ws, id).await {
                 let view = if matches!(kind, ActionKind::PledgeExtend(_)) {
                     render::extend_pledge_modal(id, &pledge.text, &metadata)
                 } else {
@@ -334,10 +326,11 @@ async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
         channel_name: channel.name,
         member_id: payload.user.id.clone(),
         member_name: payload.user.display_name().to_string(),
-        now,
+        now: app.clock.now(),
     };
     let reply = run(&app, invocation, command, "a Slack button").await;
     if let Some(response_url) = payload.response_url {
+        let slack = slack(&app).clone();
         app.tasks.clone().spawn(async move {
             let mut message = render::message(&reply);
             message["response_type"] = json!(response_type(reply.visibility));
@@ -348,6 +341,25 @@ async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
         });
     }
     StatusCode::OK.into_response()
+}
+
+/// Calls Slack with the team's bot token after the request has been answered; a failure (no
+/// token, or Slack's refusal) is logged as "could not {what}".
+fn with_token_after_answer<F, Call>(app: &AppState, team_id: String, what: &'static str, call: F)
+where
+    F: FnOnce(Arc<Slack>, SecretString) -> Call + Send + 'static,
+    Call: Future<Output = Result<(), SlackApiError>> + Send,
+{
+    let (slack, store) = (slack(app).clone(), app.store.clone());
+    app.tasks.spawn(async move {
+        let result = match slack.token_for(&store, &team_id).await {
+            Ok(token) => call(slack, token).await.map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not {what}");
+        }
+    });
 }
 
 /// Runs a command from a button or a form; a failure is logged and answered with an apology.
@@ -380,11 +392,8 @@ async fn view_submission(app: AppState, payload: wire::ViewSubmission) -> Respon
         tracing::info!("a Slack form came back without its channel");
         return StatusCode::OK.into_response();
     };
-    let slack = slack(&app).clone();
-    let now = app.clock.now();
-    let ws = match slack.standing(&app.store, &team_id, "", now).await {
-        Ok(Standing::Ready(ws)) => ws,
-        Ok(Standing::NotInstalled) | Err(_) => return StatusCode::OK.into_response(),
+    let Ok(ws) = workspace_for(&app, &team_id, "").await else {
+        return StatusCode::OK.into_response();
     };
     let invocation = Invocation {
         workspace: ws,
@@ -392,24 +401,17 @@ async fn view_submission(app: AppState, payload: wire::ViewSubmission) -> Respon
         channel_name: origin.channel_name,
         member_id: payload.user.id.clone(),
         member_name: payload.user.display_name().to_string(),
-        now,
+        now: app.clock.now(),
     };
     let reply = run(&app, invocation, command, "a Slack form").await;
     let user = payload.user.id;
-    app.tasks.clone().spawn(async move {
+    with_token_after_answer(&app, team_id, "post a form's result to Slack", move |slack, token| async move {
         let message = render::message(&reply);
-        let result = match slack.token_for(&app.store, &team_id).await {
-            Ok(token) => match reply.visibility {
-                Visibility::Channel => {
-                    slack.client.post_message(&token, &origin.channel_id, &message, None).await.map(|_| ())
-                }
-                Visibility::Private => slack.client.post_ephemeral(&token, &origin.channel_id, &user, &message).await,
+        match reply.visibility {
+            Visibility::Channel => {
+                slack.client.post_message(&token, &origin.channel_id, &message, None).await.map(|_| ())
             }
-            .map_err(|e| e.to_string()),
-            Err(error) => Err(error.to_string()),
-        };
-        if let Err(error) = result {
-            tracing::warn!(%error, "could not post a form's result to Slack");
+            Visibility::Private => slack.client.post_ephemeral(&token, &origin.channel_id, &user, &message).await,
         }
     });
     // An empty 200 closes the modal.
@@ -456,19 +458,9 @@ async fn events(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
         }
     }
     if let Event::AppMention { user, channel, .. } = callback.event {
-        let slack = slack(&app).clone();
-        let team_id = callback.team_id;
-        app.tasks.clone().spawn(async move {
-            let message = render::message(&help_reply(crate::commands::HelpTopic::All));
-            let result = match slack.token_for(&app.store, &team_id).await {
-                Ok(token) => {
-                    slack.client.post_ephemeral(&token, &channel, &user, &message).await.map_err(|e| e.to_string())
-                }
-                Err(error) => Err(error.to_string()),
-            };
-            if let Err(error) = result {
-                tracing::warn!(%error, "could not answer a Slack mention");
-            }
+        with_token_after_answer(&app, callback.team_id, "answer a Slack mention", move |slack, token| async move {
+            let message = render::message(&help_reply(HelpTopic::All));
+            slack.client.post_ephemeral(&token, &channel, &user, &message).await
         });
     }
     StatusCode::OK.into_response()
