@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -14,6 +15,7 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use url::Url;
 
 use crate::domain::schedule::{Schedule, parse_time_zone};
+use crate::platforms::{Configured, REGISTRY};
 use crate::store::{Backend, backend_of};
 
 /// The file read when `NUDGE_CONFIG` is not set, relative to the working directory.
@@ -32,8 +34,8 @@ pub struct Config {
     pub defaults: Defaults,
     /// How long a post may stay "sending" before its outcome is looked up on the platform.
     pub reconcile_after: Duration,
-    /// Present when a Slack signing secret is configured.
-    pub slack: Option<SlackConfig>,
+    /// The chat platforms configured, each with its own settings (see `platforms`).
+    pub platforms: Vec<Arc<dyn Configured>>,
     /// The file the settings were read from, if any.
     pub file: Option<PathBuf>,
 }
@@ -45,24 +47,6 @@ pub struct Defaults {
     pub checkin: Schedule,
     pub max_open_pledges: u32,
     pub escalate_after_days: u32,
-}
-
-/// Slack: which secrets sign its requests, and how nudge gets a bot token per workspace.
-#[derive(Debug, Clone)]
-pub struct SlackConfig {
-    /// Every accepted signing secret; more than one while a secret is being rotated.
-    pub signing_secrets: Vec<SecretString>,
-    pub install: SlackInstall,
-    /// Base of the Web API, e.g. `https://slack.com/api`; tests point it at a stand-in.
-    pub api_url: String,
-}
-
-#[derive(Debug, Clone)]
-pub enum SlackInstall {
-    /// One workspace, with the bot token pasted from the app's settings.
-    Single { bot_token: SecretString },
-    /// Any number of workspaces through OAuth v2; their tokens are stored encrypted.
-    OAuth { client_id: String, client_secret: SecretString },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,14 +124,21 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// One setting as documented in config/nudge.toml.
-struct Setting {
+/// One setting as documented in config/nudge.toml. The core's are below; each platform brings its
+/// own section (see `platforms::REGISTRY`).
+#[derive(Debug)]
+pub struct Setting {
     /// Dotted key in the TOML file: `section.name`.
-    key: &'static str,
-    env: &'static str,
-    default: Option<&'static str>,
-    example: &'static str,
-    secret: bool,
+    pub key: &'static str,
+    pub env: &'static str,
+    pub default: Option<&'static str>,
+    pub example: &'static str,
+    pub secret: bool,
+}
+
+/// Every setting nudge knows: the core's and each registered platform's.
+fn all_settings() -> impl Iterator<Item = &'static Setting> {
+    SETTINGS.iter().chain(REGISTRY.iter().flat_map(|platform| platform.settings.iter()))
 }
 
 const SETTINGS: &[Setting] = &[
@@ -229,41 +220,6 @@ const SETTINGS: &[Setting] = &[
         secret: false,
     },
     Setting {
-        key: "slack.signing_secret",
-        env: "NUDGE_SLACK_SIGNING_SECRET",
-        default: None,
-        example: "the Signing Secret from Basic Information; several, comma-separated, while rotating",
-        secret: true,
-    },
-    Setting {
-        key: "slack.bot_token",
-        env: "NUDGE_SLACK_BOT_TOKEN",
-        default: None,
-        example: "xoxb-… from OAuth & Permissions, for one workspace",
-        secret: true,
-    },
-    Setting {
-        key: "slack.client_id",
-        env: "NUDGE_SLACK_CLIENT_ID",
-        default: None,
-        example: "1234567890.1234567890 from Basic Information, for many workspaces",
-        secret: false,
-    },
-    Setting {
-        key: "slack.client_secret",
-        env: "NUDGE_SLACK_CLIENT_SECRET",
-        default: None,
-        example: "the Client Secret from Basic Information",
-        secret: true,
-    },
-    Setting {
-        key: "slack.api_url",
-        env: "NUDGE_SLACK_API_URL",
-        default: Some("https://slack.com/api"),
-        example: "https://slack.com/api",
-        secret: false,
-    },
-    Setting {
         key: "defaults.escalate_after_days",
         env: "NUDGE_ESCALATE_AFTER_DAYS",
         default: Some("3"),
@@ -279,7 +235,9 @@ enum Origin {
     Default,
 }
 
-struct Sources<'a> {
+/// Where settings are read from: the environment over the file over the defaults. Platforms read
+/// their own section through it.
+pub struct Sources<'a> {
     env: &'a HashMap<String, String>,
     file: HashMap<String, String>,
     file_path: Option<PathBuf>,
@@ -287,6 +245,19 @@ struct Sources<'a> {
 }
 
 impl Sources<'_> {
+    /// Whether a setting was given (not defaulted), without reading it.
+    pub fn is_set(&self, key: &str) -> bool {
+        all_settings().find(|s| s.key == key).is_some_and(|setting| {
+            self.env.get(setting.env).is_some_and(|v| !v.trim().is_empty())
+                || self.file.get(setting.key).is_some_and(|v| !v.trim().is_empty())
+        })
+    }
+
+    /// Records a problem that is about settings together (one missing because another is set).
+    pub fn problem(&mut self, key: &str, problem: &str, example: &str) {
+        self.errors.push(ConfigError { key: key.into(), problem: problem.into(), example: example.into() });
+    }
+
     fn raw(&self, setting: &Setting) -> Option<(String, Origin)> {
         if let Some(value) = self.env.get(setting.env).filter(|v| !v.trim().is_empty()) {
             return Some((value.trim().to_string(), Origin::Env(setting.env)));
@@ -300,8 +271,8 @@ impl Sources<'_> {
 
     /// Reads and parses one setting; a bad value is recorded (never echoed when secret) and `None`
     /// returned, so every problem is collected before the start is refused.
-    fn get<T>(&mut self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
-        let setting = SETTINGS.iter().find(|s| s.key == key).expect("every setting is in SETTINGS");
+    pub fn get<T>(&mut self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let setting = all_settings().find(|s| s.key == key).expect("every setting is declared");
         let (value, origin) = self.raw(setting)?;
         match parse(&value) {
             Ok(parsed) => Some(parsed),
@@ -357,7 +328,8 @@ impl Config {
 
         let reconcile_after =
             sources.get("outbox.reconcile_after_secs", |v| parse_number(v, 1, 86_400)).map(Duration::from_secs);
-        let slack = slack_config(&mut sources, encryption_key.is_some(), public_url.is_some());
+        let platforms: Vec<Arc<dyn Configured>> =
+            REGISTRY.iter().filter_map(|platform| (platform.configure)(&mut sources)).collect();
 
         if !sources.errors.is_empty() {
             return Err(ConfigErrors(sources.errors));
@@ -380,94 +352,10 @@ impl Config {
                 escalate_after_days: escalate_after_days.expect(missing),
             },
             reconcile_after: reconcile_after.expect(missing),
-            slack,
+            platforms,
             file: file_path,
         })
     }
-}
-
-/// Slack is configured by its signing secret; the rest must then say how bot tokens are had.
-fn slack_config(sources: &mut Sources<'_>, has_encryption_key: bool, has_public_url: bool) -> Option<SlackConfig> {
-    let secrets = sources.get("slack.signing_secret", |v| {
-        let secrets: Vec<SecretString> =
-            v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| SecretString::from(s.to_string())).collect();
-        if secrets.is_empty() { Err("holds no secret".to_string()) } else { Ok(secrets) }
-    });
-    let bot_token = sources.get("slack.bot_token", |v| {
-        if v.starts_with("xoxb-") {
-            Ok(SecretString::from(v.to_string()))
-        } else {
-            Err("must be a bot token, starting with xoxb- (the value is secret and not shown)".to_string())
-        }
-    });
-    let client_id = sources.get("slack.client_id", |v| Ok(v.to_string()));
-    let client_secret = sources.get("slack.client_secret", |v| Ok(SecretString::from(v.to_string())));
-    let api_url =
-        sources.get("slack.api_url", |v| parse_public_url(v).map(|u| u.as_str().trim_end_matches('/').to_string()));
-    let problem = |sources: &mut Sources<'_>, key: &str, problem: &str, example: &str| {
-        sources.errors.push(ConfigError { key: key.into(), problem: problem.into(), example: example.into() });
-    };
-    let Some(signing_secrets) = secrets else {
-        if bot_token.is_some() || client_id.is_some() || client_secret.is_some() {
-            problem(
-                sources,
-                "NUDGE_SLACK_SIGNING_SECRET",
-                "is required once any Slack setting is given: it is how nudge knows a request comes from Slack",
-                "NUDGE_SLACK_SIGNING_SECRET=<the Signing Secret from Basic Information>",
-            );
-        }
-        return None;
-    };
-    let install = match (bot_token, client_id, client_secret) {
-        (Some(bot_token), None, None) => SlackInstall::Single { bot_token },
-        (None, Some(client_id), Some(client_secret)) => {
-            if !has_encryption_key {
-                problem(
-                    sources,
-                    "NUDGE_ENCRYPTION_KEY",
-                    "is required with NUDGE_SLACK_CLIENT_ID: installed workspaces' bot tokens are stored encrypted",
-                    "NUDGE_ENCRYPTION_KEY=<the output of `openssl rand -base64 32`>",
-                );
-            }
-            if !has_public_url {
-                problem(
-                    sources,
-                    "NUDGE_PUBLIC_URL",
-                    "is required with NUDGE_SLACK_CLIENT_ID: Slack sends installers back to its /slack/oauth/callback",
-                    "NUDGE_PUBLIC_URL=https://nudge.example.com",
-                );
-            }
-            SlackInstall::OAuth { client_id, client_secret }
-        }
-        (None, Some(_), None) | (None, None, Some(_)) => {
-            problem(
-                sources,
-                "NUDGE_SLACK_CLIENT_ID",
-                "and NUDGE_SLACK_CLIENT_SECRET go together; one of them is missing",
-                "NUDGE_SLACK_CLIENT_ID=1234567890.1234567890 and NUDGE_SLACK_CLIENT_SECRET=<Client Secret>",
-            );
-            return None;
-        }
-        (None, None, None) => {
-            problem(
-                sources,
-                "NUDGE_SLACK_BOT_TOKEN",
-                "or NUDGE_SLACK_CLIENT_ID with NUDGE_SLACK_CLIENT_SECRET is needed with a signing secret",
-                "NUDGE_SLACK_BOT_TOKEN=xoxb-… for one workspace",
-            );
-            return None;
-        }
-        (Some(_), _, _) => {
-            problem(
-                sources,
-                "NUDGE_SLACK_BOT_TOKEN",
-                "cannot be combined with NUDGE_SLACK_CLIENT_ID: choose one workspace (bot token) or many (OAuth)",
-                "NUDGE_SLACK_BOT_TOKEN=xoxb-… alone",
-            );
-            return None;
-        }
-    };
-    Some(SlackConfig { signing_secrets, install, api_url: api_url? })
 }
 
 /// Reads the TOML file into dotted keys. Unknown keys are refused: a typo would otherwise be a
@@ -504,7 +392,7 @@ fn read_file(env: &HashMap<String, String>) -> Result<(Option<PathBuf>, HashMap<
         };
         for (name, value) in entries {
             let key = format!("{section}.{name}");
-            if !SETTINGS.iter().any(|s| s.key == key) {
+            if !all_settings().any(|s| s.key == key) {
                 return Err(unknown_key(&place, &key));
             }
             let text = match value {
@@ -527,7 +415,7 @@ fn read_file(env: &HashMap<String, String>) -> Result<(Option<PathBuf>, HashMap<
 }
 
 fn unknown_key(place: &str, key: &str) -> ConfigError {
-    let known: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+    let known: Vec<&str> = all_settings().map(|s| s.key).collect();
     ConfigError {
         key: format!("{key} in {place}"),
         problem: "is not a setting nudge knows".into(),
@@ -535,14 +423,14 @@ fn unknown_key(place: &str, key: &str) -> ConfigError {
     }
 }
 
-fn parse_number(value: &str, min: u64, max: u64) -> Result<u64, String> {
+pub(crate) fn parse_number(value: &str, min: u64, max: u64) -> Result<u64, String> {
     match value.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(format!("is not a whole number from {min} to {max}")),
     }
 }
 
-fn parse_public_url(value: &str) -> Result<Url, String> {
+pub(crate) fn parse_public_url(value: &str) -> Result<Url, String> {
     let url = Url::parse(value).map_err(|_| "is not a URL".to_string())?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err("must be an http(s) URL with a host".into());
@@ -659,44 +547,9 @@ mod tests {
         assert_eq!(config.database_url.expose_secret(), "sqlite://nudge.db");
         // Every setting is documented in the file, by key and by environment variable.
         let text = std::fs::read_to_string(path).unwrap();
-        for setting in SETTINGS {
+        for setting in all_settings() {
             let name = setting.key.split('.').nth(1).unwrap();
             assert!(text.contains(name) && text.contains(setting.env), "{} is not documented", setting.key);
         }
-    }
-
-    #[test]
-    fn slack_in_one_workspace_needs_a_signing_secret_and_a_bot_token() {
-        let config = Config::load(&env(&[
-            ("NUDGE_SLACK_SIGNING_SECRET", "old-secret, new-secret"),
-            ("NUDGE_SLACK_BOT_TOKEN", "xoxb-1-2-abc"),
-        ]))
-        .unwrap();
-        let slack = config.slack.expect("slack is configured");
-        assert_eq!(slack.signing_secrets.len(), 2, "both secrets are accepted while rotating");
-        assert!(matches!(slack.install, SlackInstall::Single { .. }));
-        assert_eq!(slack.api_url, "https://slack.com/api");
-        assert!(!format!("{:?}", slack.install).contains("xoxb-1-2-abc"));
-        assert!(Config::load(&env(&[])).unwrap().slack.is_none());
-    }
-
-    #[test]
-    fn slack_settings_that_do_not_fit_together_are_named() {
-        let errors = Config::load(&env(&[("NUDGE_SLACK_BOT_TOKEN", "xoxb-1")])).unwrap_err();
-        assert_eq!(errors.0[0].key, "NUDGE_SLACK_SIGNING_SECRET", "{errors}");
-        let errors = Config::load(&env(&[("NUDGE_SLACK_SIGNING_SECRET", "s")])).unwrap_err();
-        assert_eq!(errors.0[0].key, "NUDGE_SLACK_BOT_TOKEN", "{errors}");
-        let errors = Config::load(&env(&[("NUDGE_SLACK_SIGNING_SECRET", "s"), ("NUDGE_SLACK_BOT_TOKEN", "xoxp-user")]))
-            .unwrap_err();
-        assert!(errors.to_string().contains("must be a bot token, starting with xoxb-"), "{errors}");
-        assert!(!errors.to_string().contains("xoxp-user"), "{errors}");
-        let errors = Config::load(&env(&[
-            ("NUDGE_SLACK_SIGNING_SECRET", "s"),
-            ("NUDGE_SLACK_CLIENT_ID", "1.2"),
-            ("NUDGE_SLACK_CLIENT_SECRET", "c"),
-        ]))
-        .unwrap_err();
-        let keys: Vec<&str> = errors.0.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, vec!["NUDGE_ENCRYPTION_KEY", "NUDGE_PUBLIC_URL"], "{errors}");
     }
 }

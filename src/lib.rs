@@ -6,6 +6,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod message;
 pub mod outbox;
 pub mod platforms;
 pub mod scheduler;

@@ -95,7 +95,7 @@ async fn outbox(config: Config) -> anyhow::Result<()> {
     let store = Store::connect(&config.database_url, 1).await?;
     store.migrate().await?;
     let report = {
-        let mut tx = store.begin().await?;
+        let mut tx = store.read().await?;
         tx.outbox_report(50).await?
     };
     store.close().await;
@@ -105,8 +105,8 @@ async fn outbox(config: Config) -> anyhow::Result<()> {
     );
     for dead in &report.dead_posts {
         println!(
-            "  dead #{} (workspace {}, to {}) after {} attempt(s): {}",
-            dead.id.0, dead.workspace_id.0, dead.recipient, dead.attempts, dead.last_error
+            "  dead #{} (workspace {}, {} {}) after {} attempt(s): {}",
+            dead.id.0, dead.workspace_id.0, dead.platform, dead.address, dead.attempts, dead.last_error
         );
     }
     Ok(())

@@ -1,41 +1,44 @@
-//! Building and running the application: database, migrations, router, listener. Tests build it on
-//! port 0 with their own configuration and clock; `main` builds it from the environment.
+//! Building and running the application: database, migrations, the registered platforms, the
+//! router, the listener and the background loops. Tests build it on port 0 with their own
+//! configuration and clock; `main` builds it from the environment.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::SharedClock;
-use crate::commands::queue::CommandQueue;
+use crate::commands::Commands;
 use crate::config::Config;
-use crate::config::SlackInstall;
-use crate::http::{self, AppState};
-use crate::outbox::{Sender, SenderSettings};
-use crate::platforms::slack::Slack;
-use crate::platforms::slack::delivery::SlackDelivery;
+use crate::http::{self, AppState, Health};
+use crate::outbox::{Deliveries, Sender, SenderSettings};
+use crate::platforms::{Core, REGISTRY};
 use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::store::Store;
 
-/// How long a stop waits for work that follows an answer (Slack API calls have a 10-second timeout).
+/// How long a stop waits for work that follows an answer (platform API calls time out sooner).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Application {
     listener: TcpListener,
-    router: axum::Router,
+    router: Router,
     store: Store,
     address: SocketAddr,
     tasks: TaskTracker,
+    health: Health,
     /// Delivers the outbox; present when a platform that posts is configured.
-    sender: Option<Sender<SlackDelivery>>,
+    sender: Option<Sender>,
     scheduler: Scheduler,
 }
 
 impl Application {
-    /// Connects to the database, applies migrations and binds the listener.
+    /// Connects to the database, applies migrations, starts the configured platforms and binds
+    /// the listener.
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<Application> {
         let store = Store::connect(&config.database_url, config.database_max_connections)
             .await
@@ -45,19 +48,33 @@ impl Application {
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
         let timeout = config.request_timeout;
-        let slack = Slack::from_config(&config).map(Arc::new);
-        let commands = CommandQueue::start(store.clone(), config.defaults.clone());
-        let scheduler = Scheduler::new(store.clone(), clock.clone(), SchedulerSettings::default());
+        let reconcile_after = config.reconcile_after;
         let tasks = TaskTracker::new();
-        let sender = slack.as_ref().map(|slack| {
-            let delivery = Arc::new(SlackDelivery::new(slack.clone(), store.clone()));
-            let settings = SenderSettings { reconcile_after: config.reconcile_after, ..SenderSettings::default() };
-            Sender::new(store.clone(), delivery, clock.clone(), settings)
+        let commands = Commands::new(store.clone(), config.defaults.clone());
+        let config = Arc::new(config);
+        let core =
+            Core { store: store.clone(), clock: clock.clone(), commands, config: config.clone(), tasks: tasks.clone() };
+
+        let mut routes = Router::new();
+        for registration in REGISTRY {
+            routes = routes.merge((registration.setup_routes)(&core));
+        }
+        let mut deliveries = Deliveries::new();
+        for platform in &config.platforms {
+            let started = platform.start(&core).with_context(|| format!("cannot start {}", platform.name()))?;
+            routes = routes.merge(started.routes);
+            if let Some(delivery) = started.delivery {
+                deliveries.insert(platform.name(), delivery);
+            }
+        }
+        let sender = (!deliveries.is_empty()).then(|| {
+            let settings = SenderSettings { reconcile_after, ..SenderSettings::default() };
+            Sender::new(store.clone(), deliveries, clock.clone(), settings)
         });
-        let state =
-            AppState { store: store.clone(), config: Arc::new(config), clock, commands, slack, tasks: tasks.clone() };
-        let router = http::router(state, timeout);
-        Ok(Application { listener, router, store, address, tasks, sender, scheduler })
+        let scheduler = Scheduler::new(store.clone(), clock, SchedulerSettings::default());
+        let health = Health::default();
+        let router = http::router(AppState { store: store.clone(), health: health.clone() }, routes, timeout);
+        Ok(Application { listener, router, store, address, tasks, health, sender, scheduler })
     }
 
     /// The address actually bound (the real port when the configuration asked for port 0).
@@ -69,24 +86,70 @@ impl Application {
         &self.store
     }
 
+    /// The work that follows answers (platform API calls): tests wait for it to settle.
+    pub fn tasks(&self) -> TaskTracker {
+        self.tasks.clone()
+    }
+
     /// Serves until `shutdown` is cancelled, then lets requests in flight finish and closes the
     /// database pool. The same token stops every background loop.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let background = TaskTracker::new();
         if let Some(sender) = self.sender {
-            self.tasks.spawn(sender.run(shutdown.clone()));
+            background.spawn(supervise(
+                "the outbox sender",
+                self.health.clone(),
+                shutdown.clone(),
+                sender.run(shutdown.clone()),
+            ));
         }
-        self.tasks.spawn(self.scheduler.run(shutdown.clone()));
+        background.spawn(supervise(
+            "the scheduler",
+            self.health.clone(),
+            shutdown.clone(),
+            self.scheduler.run(shutdown.clone()),
+        ));
+        background.close();
         axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
             .context("the HTTP server failed")?;
-        // Answers already given may still owe Slack a call (a form, a response URL post).
+        shutdown.cancel();
+        background.wait().await;
+        // Answers already given may still owe a platform a call (a form, a response URL post).
         self.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait()).await.is_err() {
-            tracing::warn!(unfinished = self.tasks.len(), "stopping with Slack calls still unfinished");
+            tracing::warn!(unfinished = self.tasks.len(), "stopping with platform calls still unfinished");
         }
         self.store.close().await;
         Ok(())
+    }
+}
+
+/// Runs a background loop; if it ends (a panic, or a return) before shutdown, that is logged with
+/// its cause and `/readyz` fails, because the process can no longer do all of its work.
+async fn supervise(
+    what: &'static str,
+    health: Health,
+    shutdown: CancellationToken,
+    work: impl Future<Output = ()> + Send + 'static,
+) {
+    let outcome = tokio::spawn(work).await;
+    if shutdown.is_cancelled() {
+        return;
+    }
+    match outcome {
+        Ok(()) => health.stopped(what, "it returned while nudge was still running"),
+        Err(error) if error.is_panic() => {
+            let panic = error.into_panic();
+            let cause = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_string());
+            health.stopped(what, &format!("panicked: {cause}"));
+        }
+        Err(error) => health.stopped(what, &error.to_string()),
     }
 }
 
@@ -95,35 +158,27 @@ impl Application {
 pub fn banner(config: &Config, address: SocketAddr) -> String {
     let base = config.public_url.as_ref().map(|u| u.as_str().trim_end_matches('/').to_string());
     let shown_base = base.clone().unwrap_or_else(|| "<NUDGE_PUBLIC_URL>".to_string());
-    let slack = match &config.slack {
-        None => "not configured: create the app from <public url>/slack/manifest, then set NUDGE_SLACK_SIGNING_SECRET \
-                 and NUDGE_SLACK_BOT_TOKEN"
-            .to_string(),
-        Some(slack) => {
-            let mode = match slack.install {
-                SlackInstall::Single { .. } => "one workspace (bot token)".to_string(),
-                SlackInstall::OAuth { .. } => format!("many workspaces; install link {shown_base}/slack/install"),
-            };
-            format!(
-                "configured for {mode}\n              commands {shown_base}/slack/commands, interactivity \
-                 {shown_base}/slack/interactions, events {shown_base}/slack/events"
-            )
-        }
-    };
     let mut lines = vec![
         format!("nudge is listening on http://{address} ({})", config.database_display()),
         "Platforms:".to_string(),
-        format!("  Slack       {slack}"),
-        "  Teams       not configured (planned)".to_string(),
-        "  Mattermost  not configured (planned)".to_string(),
     ];
-    match &base {
-        Some(base) => lines.push(format!("Slack app manifest: {base}/slack/manifest")),
-        None => lines.push(
+    for registration in REGISTRY {
+        let configured = config.platforms.iter().find(|p| p.name() == registration.name);
+        let said = match configured {
+            Some(platform) => platform.banner(&shown_base),
+            None => vec![(registration.unconfigured)(&shown_base)],
+        };
+        for (n, line) in said.iter().enumerate() {
+            let title = if n == 0 { registration.title } else { "" };
+            lines.push(format!("  {title:<11} {line}"));
+        }
+    }
+    if base.is_none() {
+        lines.push(
             "Next: set NUDGE_PUBLIC_URL to the https address chat platforms can reach (e.g. a tunnel to this port), \
-             then create the Slack app from <that URL>/slack/manifest."
+             then follow the README to connect a platform."
                 .to_string(),
-        ),
+        );
     }
     lines.push(format!("Health: http://{address}/healthz  Readiness: http://{address}/readyz"));
     lines.join("\n")

@@ -1,27 +1,34 @@
-//! Execution: applies a parsed [`Command`] to the store in one transaction and says what happened
-//! as a neutral [`Reply`]. A command that fails for a reason the user can fix (unknown id, wrong
-//! status, no capacity) is rolled back whole and answered privately with what to do instead.
+//! Execution: applies a parsed [`Command`] to the store and says what happened as a neutral
+//! [`Message`]. Reads run in a read-only transaction and never wait for writes. A write runs in one
+//! short transaction (several commands of one workspace may share it, see `writer`); a command that
+//! fails for a reason the person can fix (unknown id, wrong status, no capacity) changes nothing
+//! and is answered privately with what to do instead.
+//!
+//! Every command refuses before it writes (a conditional update that changed nothing is not a
+//! write that matters), which is what lets commands share a transaction without savepoints; a
+//! command that refuses after writing makes its batch run again one command at a time.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use super::digest::Digest;
 use super::grammar::{UsageError, help_text};
-use super::reply::{ActionKind, ActionStyle, MetricRow, Reply, Section};
 use super::{
     Command, ExperimentCommand, ExperimentFilter, HelpTopic, NudgeCommand, PledgeCommand, PledgeFilter, Proposal,
     QuietChange,
 };
 use crate::config::Defaults;
 use crate::domain::dates::DueDate;
+use crate::domain::digest::Digest;
 use crate::domain::experiment::{self, ExperimentStatus, Outcome};
-use crate::domain::ids::{ExperimentRef, PledgeRef};
-use crate::domain::metric::{Win, format_value, sparkline};
+use crate::domain::ids::{ChannelId, ExperimentRef, MemberId, PledgeRef};
+use crate::domain::metric::{Win, format_value};
 use crate::domain::pledge::{PledgeStatus, days_overdue, has_capacity};
 use crate::domain::schedule::{QuietDays, weekday_name};
+use crate::message::build::{self, PledgeButtons, day_label, experiment_section, pledge_section, plural};
+use crate::message::{Message, Section};
 use crate::store::{
     ChannelDefaults, ChannelRecord, EventKind, ExperimentRecord, MemberRecord, NewEvent, NewExperiment, NewPledge,
-    PledgeRecord, Store, StoreError, Tx, WorkspaceId,
+    PledgeRecord, Recipient, Reminders, Store, StoreError, Tx, WorkspaceId,
 };
 
 /// Most items one reply lists, so every reply fits the platforms' message limits.
@@ -42,7 +49,7 @@ pub struct Invocation {
 /// Why a command did not go through.
 enum Failure {
     /// Something the person can fix; answered privately, nothing written.
-    User(Reply),
+    User(Message),
     Store(StoreError),
 }
 
@@ -54,12 +61,12 @@ impl From<StoreError> for Failure {
 
 impl From<experiment::TransitionError> for Failure {
     fn from(error: experiment::TransitionError) -> Self {
-        Failure::User(Reply::private(error.to_string()))
+        Failure::User(Message::private(error.to_string()))
     }
 }
 
 fn refuse<T>(message: impl Into<String>) -> Result<T, Failure> {
-    Err(Failure::User(Reply::private(message)))
+    Err(Failure::User(Message::private(message)))
 }
 
 /// Everything a command runs against: its channel and member, resolved inside the transaction.
@@ -72,6 +79,11 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// A pledge's reminders come in its owner's morning, and reach the channel after its grace.
+    fn reminders(&self) -> Reminders {
+        Reminders { zone: self.zone(), escalate_after_days: self.channel.escalate_after_days }
+    }
+
     /// Due dates are the owner's days when their time zone is known, else the channel's.
     fn zone(&self) -> Tz {
         self.member.time_zone.unwrap_or(self.channel.time_zone)
@@ -95,34 +107,133 @@ impl Context<'_> {
 }
 
 /// The reply to a command that did not parse: the problem, the usage line and an example.
-pub fn usage_reply(error: &UsageError) -> Reply {
-    Reply::private(error.to_string())
+pub fn usage_reply(error: &UsageError) -> Message {
+    Message::private(error.to_string())
 }
 
 /// The answer to a help command; it needs no workspace, channel or database. The list goes in a
 /// section and the headline stays short, because platforms repeat the headline as the fallback.
-pub fn help_reply(topic: HelpTopic) -> Reply {
+pub fn help_reply(topic: HelpTopic) -> Message {
     let headline = match topic {
         HelpTopic::All => "What nudge can do",
         HelpTopic::Experiment => "Experiments with nudge",
         HelpTopic::Pledge => "Pledges with nudge",
     };
-    Reply::private(headline).with_section(Section::body(help_text(topic)))
+    Message::private(headline).with_section(Section::body(help_text(topic)))
 }
 
-/// Runs one command in a transaction of its own. Help needs no database; everything else is
-/// committed only when the command succeeds.
+/// Whether a command only reads: it runs in a read-only transaction, outside any writer.
+pub fn is_read(command: &Command) -> bool {
+    match command {
+        Command::Help(_) => true,
+        Command::Experiment(c) => {
+            matches!(c, ExperimentCommand::List(_) | ExperimentCommand::Show(_) | ExperimentCommand::Learnings { .. })
+        }
+        Command::Pledge(c) => matches!(c, PledgeCommand::List(_)),
+        Command::Nudge(c) => matches!(
+            c,
+            NudgeCommand::ShowRules | NudgeCommand::ShowSchedule | NudgeCommand::Digest | NudgeCommand::Settings
+        ),
+    }
+}
+
+/// Runs one command on its own: a read in a read-only transaction, a write in a transaction of its
+/// own (run again once after a conflict with another transaction). The server goes through the
+/// per-workspace writers instead (`writer::Commands`); tests and tools use this.
 pub async fn execute(
     store: &Store,
     defaults: &Defaults,
     inv: &Invocation,
     command: Command,
-) -> Result<Reply, StoreError> {
-    if let Command::Help(topic) = command {
-        return Ok(help_reply(topic));
+) -> Result<Message, StoreError> {
+    match command {
+        Command::Help(topic) => Ok(help_reply(topic)),
+        command if is_read(&command) => read(store, defaults, inv, command).await,
+        command => write_one(store, defaults, inv, command).await,
+    }
+}
+
+/// A read command in a read-only transaction. A channel or member nudge has not seen yet is not
+/// created by a read: the command sees the channel's defaults and an empty history.
+pub async fn read(
+    store: &Store,
+    defaults: &Defaults,
+    inv: &Invocation,
+    command: Command,
+) -> Result<Message, StoreError> {
+    let mut tx = store.read().await?;
+    let (channel, member) = tx.channel_and_member(inv.workspace, &inv.channel_id, &inv.member_id).await?;
+    let channel = match channel {
+        Some(channel) => channel,
+        None => unseen_channel(defaults, inv),
+    };
+    let member = member.unwrap_or_else(|| MemberRecord {
+        id: MemberId(0),
+        external_id: inv.member_id.clone(),
+        display_name: inv.member_name.clone(),
+        time_zone: None,
+    });
+    let ctx = Context { ws: inv.workspace, channel, member, now: inv.now, defaults };
+    let reply = run_command(&mut tx, &ctx, command).await;
+    // A read has nothing to keep; ending it explicitly returns the connection at once.
+    tx.commit().await?;
+    match reply {
+        Ok(reply) | Err(Failure::User(reply)) => Ok(reply),
+        Err(Failure::Store(error)) => Err(error),
+    }
+}
+
+/// A channel as a read sees it before anyone has written in it: the defaults, and no rows (id 0
+/// matches none).
+fn unseen_channel(defaults: &Defaults, inv: &Invocation) -> ChannelRecord {
+    ChannelRecord {
+        id: ChannelId(0),
+        workspace_id: inv.workspace,
+        external_id: inv.channel_id.clone(),
+        name: inv.channel_name.clone(),
+        schedule: defaults.checkin.clone(),
+        time_zone: defaults.time_zone,
+        quiet: QuietDays::default(),
+        paused_until: None,
+        rules: String::new(),
+        escalate_after_days: defaults.escalate_after_days,
+    }
+}
+
+/// A write command in a transaction of its own, run once more if it conflicted with another
+/// transaction (a deadlock, a serialization failure, a busy SQLite file).
+pub async fn write_one(
+    store: &Store,
+    defaults: &Defaults,
+    inv: &Invocation,
+    command: Command,
+) -> Result<Message, StoreError> {
+    match write_once(store, defaults, inv, &command).await {
+        Err(error) if error.is_conflict() => {
+            tracing::info!(%error, "a command conflicted with another transaction; running it again");
+            write_once(store, defaults, inv, &command).await
+        }
+        result => result,
+    }
+}
+
+async fn write_once(
+    store: &Store,
+    defaults: &Defaults,
+    inv: &Invocation,
+    command: &Command,
+) -> Result<Message, StoreError> {
+    // A proposal that needs nothing read first is one statement: on Postgres it needs no
+    // transaction around it at all.
+    if let Some(new) = quick_proposal(command) {
+        let mut tx = store.autocommit().await?;
+        if let Some(reply) = propose_quickly(&mut tx, inv, new).await? {
+            tx.commit().await?;
+            return Ok(reply);
+        }
     }
     let mut tx = store.begin().await?;
-    match run(&mut tx, defaults, inv, command).await {
+    match run(&mut tx, defaults, inv, command.clone()).await {
         Ok(reply) => {
             tx.commit().await?;
             Ok(reply)
@@ -133,67 +244,91 @@ pub async fn execute(
     }
 }
 
-/// Runs several commands in one transaction, each under its own savepoint: a command that fails is
-/// rolled back alone (it changes nothing), and the rest share one commit. Answers come back in the
-/// order of `jobs`. If the shared transaction itself breaks before its commit, nothing of it was
-/// kept, so each command is run again on its own; if the commit fails, every command fails.
-pub async fn execute_batch(
-    store: &Store,
-    defaults: &Defaults,
-    jobs: Vec<(Invocation, Command)>,
-) -> Vec<Result<Reply, StoreError>> {
-    match try_batch(store, defaults, &jobs).await {
-        Ok(Ok(answers)) => answers,
-        Ok(Err(commit_error)) => {
-            tracing::error!(error = %commit_error, commands = jobs.len(), "a shared commit failed");
-            jobs.iter().map(|_| Err(StoreError::SharedCommit(commit_error.to_string()))).collect()
-        }
-        Err(error) => {
-            tracing::warn!(%error, commands = jobs.len(), "a shared transaction broke; running its commands one by one");
-            let mut answers = Vec::with_capacity(jobs.len());
-            for (inv, command) in jobs {
-                answers.push(execute(store, defaults, &inv, command).await);
-            }
-            answers
-        }
-    }
+/// Why a batch of writes was given up before its commit, so that its commands run one by one.
+#[derive(Debug)]
+pub enum Abandoned {
+    Store(StoreError),
+    /// A command refused after it had written: the batch cannot keep its writes.
+    RefusedAfterWriting,
 }
 
-/// The outer error means the batch was abandoned before its commit (safe to run again); the inner
-/// one that the commit itself failed (its outcome unknown, so not safe to run again).
-async fn try_batch(
+/// Runs several write commands of one workspace in one transaction and one commit. Answers come
+/// back in the order of `jobs`. `Err` means nothing of it was kept (safe to run each again alone);
+/// a failed commit answers every command with the error (its outcome is unknown, so not safe).
+pub async fn write_batch(
     store: &Store,
     defaults: &Defaults,
     jobs: &[(Invocation, Command)],
-) -> Result<Result<Vec<Result<Reply, StoreError>>, StoreError>, StoreError> {
-    let mut tx = store.begin().await?;
+) -> Result<Vec<Result<Message, StoreError>>, Abandoned> {
+    let mut tx = store.begin().await.map_err(Abandoned::Store)?;
     let mut answers = Vec::with_capacity(jobs.len());
     for (inv, command) in jobs {
-        if let Command::Help(topic) = command {
-            answers.push(Ok(help_reply(*topic)));
+        if let Some(new) = quick_proposal(command)
+            && let Some(reply) = propose_quickly(&mut tx, inv, new).await.map_err(Abandoned::Store)?
+        {
+            answers.push(Ok(reply));
             continue;
         }
-        tx.savepoint().await?;
+        let before = tx.writes();
         match run(&mut tx, defaults, inv, command.clone()).await {
-            Ok(reply) => {
-                tx.release_savepoint().await?;
-                answers.push(Ok(reply));
-            }
-            Err(Failure::User(reply)) => {
-                tx.rollback_to_savepoint().await?;
-                answers.push(Ok(reply));
-            }
-            Err(Failure::Store(error)) => {
-                tx.rollback_to_savepoint().await?;
-                answers.push(Err(error));
-            }
+            Ok(reply) => answers.push(Ok(reply)),
+            Err(Failure::User(_)) if tx.writes() > before => return Err(Abandoned::RefusedAfterWriting),
+            Err(Failure::User(reply)) => answers.push(Ok(reply)),
+            Err(Failure::Store(error)) => return Err(Abandoned::Store(error)),
         }
     }
-    Ok(tx.commit().await.map(|()| answers))
+    match tx.commit().await {
+        Ok(()) => Ok(answers),
+        Err(error) => {
+            tracing::error!(%error, commands = jobs.len(), "a shared commit failed");
+            Ok(jobs.iter().map(|_| Err(StoreError::SharedCommit(error.to_string()))).collect())
+        }
+    }
 }
 
-/// Runs one command inside `tx`, which the caller commits on success and rolls back otherwise.
-async fn run(tx: &mut Tx, defaults: &Defaults, inv: &Invocation, command: Command) -> Result<Reply, Failure> {
+/// A proposal with no review date: nothing about it depends on anyone's time zone.
+fn quick_proposal(command: &Command) -> Option<&Proposal> {
+    match command {
+        Command::Experiment(ExperimentCommand::Propose(proposal)) if proposal.review.is_none() => Some(proposal),
+        _ => None,
+    }
+}
+
+/// The whole proposal in one statement; `None` (nothing written) when its channel or member is
+/// new, which the full path handles.
+async fn propose_quickly(tx: &mut Tx, inv: &Invocation, proposal: &Proposal) -> Result<Option<Message>, StoreError> {
+    // The owner's record is filled in by the store from the platform ids.
+    let unknown_owner = MemberRecord {
+        id: MemberId(0),
+        external_id: inv.member_id.clone(),
+        display_name: inv.member_name.clone(),
+        time_zone: None,
+    };
+    let new = NewExperiment {
+        channel: ChannelId(0),
+        owner: &unknown_owner,
+        title: &proposal.title,
+        hypothesis: &proposal.hypothesis,
+        metric: &proposal.metric,
+        review_on: None,
+    };
+    let member = (inv.member_id.as_str(), inv.member_name.as_str());
+    let Some(experiment) = tx.propose_by_platform_ids(inv.workspace, &inv.channel_id, member, &new, inv.now).await?
+    else {
+        return Ok(None);
+    };
+    // Without a review date no day is shown, so the day in any zone will do.
+    Ok(Some(proposal_reply(&experiment, inv.now.date_naive())))
+}
+
+fn proposal_reply(experiment: &ExperimentRecord, today: NaiveDate) -> Message {
+    let text = format!("🧪 {} proposed {}: {}", experiment.owner_name, experiment.number, experiment.title);
+    Message::channel(text).with_section(experiment_section(experiment, &[], today, true))
+}
+
+/// Runs one command inside `tx`, which the caller commits on success and rolls back otherwise. A
+/// channel or member seen for the first time is created here.
+async fn run(tx: &mut Tx, defaults: &Defaults, inv: &Invocation, command: Command) -> Result<Message, Failure> {
     let (channel, member) = tx.channel_and_member(inv.workspace, &inv.channel_id, &inv.member_id).await?;
     let channel = match channel {
         Some(channel) => channel,
@@ -212,17 +347,21 @@ async fn run(tx: &mut Tx, defaults: &Defaults, inv: &Invocation, command: Comman
         _ => tx.ensure_member(inv.workspace, &inv.member_id, &inv.member_name, inv.now).await?,
     };
     let ctx = Context { ws: inv.workspace, channel, member, now: inv.now, defaults };
+    run_command(tx, &ctx, command).await
+}
+
+async fn run_command(tx: &mut Tx, ctx: &Context<'_>, command: Command) -> Result<Message, Failure> {
     match command {
         Command::Help(topic) => Ok(help_reply(topic)),
-        Command::Experiment(c) => run_experiment(tx, &ctx, c).await,
-        Command::Pledge(c) => run_pledge(tx, &ctx, c).await,
-        Command::Nudge(c) => run_nudge(tx, &ctx, c).await,
+        Command::Experiment(c) => run_experiment(tx, ctx, c).await,
+        Command::Pledge(c) => run_pledge(tx, ctx, c).await,
+        Command::Nudge(c) => run_nudge(tx, ctx, c).await,
     }
 }
 
 // ----- experiments ------------------------------------------------------------------------------
 
-async fn run_experiment(tx: &mut Tx, ctx: &Context<'_>, command: ExperimentCommand) -> Result<Reply, Failure> {
+async fn run_experiment(tx: &mut Tx, ctx: &Context<'_>, command: ExperimentCommand) -> Result<Message, Failure> {
     match command {
         ExperimentCommand::Propose(proposal) => propose(tx, ctx, proposal).await,
         ExperimentCommand::List(filter) => list_experiments(tx, ctx, filter).await,
@@ -239,7 +378,7 @@ async fn run_experiment(tx: &mut Tx, ctx: &Context<'_>, command: ExperimentComma
     }
 }
 
-async fn propose(tx: &mut Tx, ctx: &Context<'_>, proposal: Proposal) -> Result<Reply, Failure> {
+async fn propose(tx: &mut Tx, ctx: &Context<'_>, proposal: Proposal) -> Result<Message, Failure> {
     let review_on = match &proposal.review {
         Some(due) => Some(future_day(due, ctx.today(), "review date")?),
         None => None,
@@ -252,13 +391,12 @@ async fn propose(tx: &mut Tx, ctx: &Context<'_>, proposal: Proposal) -> Result<R
         metric: &proposal.metric,
         review_on,
     };
+    // The store logs the proposal with the row, in one statement on Postgres.
     let experiment = tx.insert_experiment(ctx.ws, &new, ctx.now).await?;
-    ctx.event(tx, EventKind::ExperimentProposed, Some(experiment.number.to_string()), serde_json::json!({})).await?;
-    let text = format!("🧪 {} proposed {}: {}", ctx.member.display_name, experiment.number, experiment.title);
-    Ok(Reply::channel(text).with_section(experiment_section(&experiment, &[], ctx.today(), true)))
+    Ok(proposal_reply(&experiment, ctx.today()))
 }
 
-async fn list_experiments(tx: &mut Tx, ctx: &Context<'_>, filter: ExperimentFilter) -> Result<Reply, Failure> {
+async fn list_experiments(tx: &mut Tx, ctx: &Context<'_>, filter: ExperimentFilter) -> Result<Message, Failure> {
     use ExperimentStatus::*;
     let (statuses, label): (Vec<ExperimentStatus>, &str) = match filter {
         ExperimentFilter::Active => (vec![Proposed, Running], "proposed or running"),
@@ -270,7 +408,7 @@ async fn list_experiments(tx: &mut Tx, ctx: &Context<'_>, filter: ExperimentFilt
     let experiments = tx.experiments_in_channel(ctx.ws, ctx.channel.id, &statuses, LIST_LIMIT + 1).await?;
     if experiments.is_empty() {
         let what = if label.is_empty() { "No experiments".to_string() } else { format!("No {label} experiments") };
-        return Ok(Reply::private(format!(
+        return Ok(Message::private(format!(
             "{what} in this channel yet. Propose one: `/experiment propose <title> | <hypothesis> | <metric> <baseline> -> <target>`"
         )));
     }
@@ -280,7 +418,7 @@ async fn list_experiments(tx: &mut Tx, ctx: &Context<'_>, filter: ExperimentFilt
     if !label.is_empty() {
         text = format!("{text} ({label})");
     }
-    let mut reply = Reply::private(text);
+    let mut reply = Message::private(text);
     for experiment in experiments.iter().take(shown) {
         reply = reply.with_section(experiment_section(experiment, &[], ctx.today(), false));
     }
@@ -302,7 +440,7 @@ async fn find_experiment(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> R
     }
 }
 
-async fn show_experiment(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> Result<Reply, Failure> {
+async fn show_experiment(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> Result<Message, Failure> {
     let experiment = find_experiment(tx, ctx, id).await?;
     let readings = tx.readings(ctx.ws, experiment.id).await?;
     let values: Vec<f64> = readings.iter().map(|r| r.value).collect();
@@ -315,10 +453,10 @@ async fn show_experiment(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> R
         section = section.with_field("Last note", note);
     }
     section = section.with_field("Readings", readings.len().to_string());
-    Ok(Reply::private(format!("{} · {}", experiment.number, experiment.title)).with_section(section))
+    Ok(Message::private(format!("{} · {}", experiment.number, experiment.title)).with_section(section))
 }
 
-async fn start_experiment(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> Result<Reply, Failure> {
+async fn start_experiment(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> Result<Message, Failure> {
     let mut experiment = find_experiment(tx, ctx, id).await?;
     let running = experiment::start(id, experiment.status)?;
     if !tx.transition_experiment(ctx.ws, experiment.id, experiment.status, running, None, ctx.now).await? {
@@ -328,7 +466,7 @@ async fn start_experiment(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> 
     ctx.event(tx, EventKind::ExperimentStarted, Some(id.to_string()), serde_json::json!({})).await?;
     let text =
         format!("🚀 {id} is running: {}. Record readings with `/experiment update {id} <value>`.", experiment.title);
-    Ok(Reply::channel(text).with_section(experiment_section(&experiment, &[], ctx.today(), true)))
+    Ok(Message::channel(text).with_section(experiment_section(&experiment, &[], ctx.today(), true)))
 }
 
 async fn record_reading(
@@ -337,7 +475,7 @@ async fn record_reading(
     id: ExperimentRef,
     value: f64,
     note: Option<&str>,
-) -> Result<Reply, Failure> {
+) -> Result<Message, Failure> {
     let mut experiment = find_experiment(tx, ctx, id).await?;
     experiment::record_reading(id, experiment.status)?;
     let earlier: Vec<f64> = tx.readings(ctx.ws, experiment.id).await?.into_iter().map(|r| r.value).collect();
@@ -349,7 +487,7 @@ async fn record_reading(
     if win == Some(Win::TargetHit) {
         // A target hit is celebrated at once (small wins wait for the daily batch).
         let unit = experiment.metric.unit.as_deref();
-        let announcement = Reply::channel(format!(
+        let announcement = Message::channel(format!(
             "🎯 {id} {} hit its target: {} reached {} (target {}).",
             experiment.title,
             experiment.metric.name,
@@ -357,8 +495,8 @@ async fn record_reading(
             format_value(experiment.metric.target, unit)
         ));
         let key = format!("target_hit:{}:{id}", ctx.ws.0);
-        let recipient = ctx.channel.external_id.clone();
-        tx.enqueue_message(ctx.ws, Some(ctx.channel.id), &recipient, &key, &announcement, ctx.now).await?;
+        let channel = ctx.channel.id;
+        tx.enqueue_message(ctx.ws, channel, Recipient::Channel(channel), &key, &announcement, ctx.now).await?;
     }
     let mut values = earlier;
     values.push(value);
@@ -372,7 +510,7 @@ async fn record_reading(
         Some(Win::NewBest) => text.push_str(" 🎉 A new best."),
         None => {}
     }
-    Ok(Reply::private(text).with_section(experiment_section(&experiment, &values, ctx.today(), false)))
+    Ok(Message::private(text).with_section(experiment_section(&experiment, &values, ctx.today(), false)))
 }
 
 async fn close_experiment(
@@ -381,7 +519,7 @@ async fn close_experiment(
     id: ExperimentRef,
     outcome: Outcome,
     learning: &str,
-) -> Result<Reply, Failure> {
+) -> Result<Message, Failure> {
     let mut experiment = find_experiment(tx, ctx, id).await?;
     let closed = experiment::close(id, experiment.status, outcome)?;
     if !tx.transition_experiment(ctx.ws, experiment.id, experiment.status, closed, Some(learning), ctx.now).await? {
@@ -399,10 +537,10 @@ async fn close_experiment(
     let text = format!("{id} {} closed {headline}: {}", experiment.title, learning);
     let values: Vec<f64> = tx.readings(ctx.ws, experiment.id).await?.into_iter().map(|r| r.value).collect();
     let section = experiment_section(&experiment, &values, ctx.today(), false).with_field("What we learned", learning);
-    Ok(Reply::channel(text).with_section(section))
+    Ok(Message::channel(text).with_section(section))
 }
 
-async fn vote(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> Result<Reply, Failure> {
+async fn vote(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> Result<Message, Failure> {
     let experiment = find_experiment(tx, ctx, id).await?;
     experiment::vote(id, experiment.status)?;
     if !tx.add_vote(ctx.ws, experiment.id, ctx.member.id, ctx.now).await? {
@@ -414,23 +552,23 @@ async fn vote(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> Result<Reply
     }
     ctx.event(tx, EventKind::ExperimentVoted, Some(id.to_string()), serde_json::json!({})).await?;
     let votes = experiment.votes + 1;
-    Ok(Reply::private(format!(
+    Ok(Message::private(format!(
         "👍 Voted for {id} ({}); it has {votes} vote{} now.",
         experiment.title,
         plural(votes as usize)
     )))
 }
 
-async fn learnings(tx: &mut Tx, ctx: &Context<'_>, words: Option<&str>) -> Result<Reply, Failure> {
+async fn learnings(tx: &mut Tx, ctx: &Context<'_>, words: Option<&str>) -> Result<Message, Failure> {
     let closed = tx.learnings(ctx.ws, words, LIST_LIMIT).await?;
     if closed.is_empty() {
         let text = match words {
             Some(w) => format!("No learnings mention \"{w}\" yet."),
             None => "No learnings yet. Close an experiment with what you learned: `/experiment close E-3 lost <what we learned>`".into(),
         };
-        return Ok(Reply::private(text));
+        return Ok(Message::private(text));
     }
-    let mut reply = Reply::private(format!("📚 {} learning{}", closed.len(), plural(closed.len())));
+    let mut reply = Message::private(format!("📚 {} learning{}", closed.len(), plural(closed.len())));
     for experiment in &closed {
         let learning = experiment.learning.as_deref().unwrap_or_default();
         let closed_on =
@@ -445,54 +583,9 @@ async fn learnings(tx: &mut Tx, ctx: &Context<'_>, words: Option<&str>) -> Resul
     Ok(reply)
 }
 
-/// One experiment as a section: heading, metric row, status fields and the buttons that fit its status.
-fn experiment_section(experiment: &ExperimentRecord, values: &[f64], today: NaiveDate, detailed: bool) -> Section {
-    let id = experiment.number;
-    let mut section =
-        Section::heading(format!("{id} · {}", experiment.title)).with_metric(metric_row(experiment, values));
-    section = section.with_field("Status", experiment.status.as_str()).with_field("Owner", &experiment.owner_name);
-    if let Some(review) = experiment.review_on.filter(|_| !experiment.status.is_closed()) {
-        let days = (review - today).num_days();
-        let when = match days {
-            d if d < 0 => format!("{} (overdue by {} day{})", day_label(review, today), -d, plural((-d) as usize)),
-            0 => "today".to_string(),
-            d => format!("{} ({d} day{} left)", day_label(review, today), plural(d as usize)),
-        };
-        section = section.with_field("Review", when);
-    }
-    if experiment.status == ExperimentStatus::Proposed {
-        section = section.with_field("Votes", experiment.votes.to_string());
-    }
-    if detailed && experiment.status == ExperimentStatus::Proposed {
-        section = section.with_body(&experiment.hypothesis);
-    }
-    match experiment.status {
-        ExperimentStatus::Proposed => section
-            .with_action("Start", ActionKind::StartExperiment(id), ActionStyle::Primary)
-            .with_action("Vote", ActionKind::Vote(id), ActionStyle::Default),
-        ExperimentStatus::Running => {
-            section.with_action("Update metric", ActionKind::UpdateMetric(id), ActionStyle::Primary)
-        }
-        _ => section,
-    }
-}
-
-fn metric_row(experiment: &ExperimentRecord, values: &[f64]) -> MetricRow {
-    let metric = &experiment.metric;
-    let unit = metric.unit.as_deref();
-    MetricRow {
-        name: metric.name.clone(),
-        baseline: format_value(metric.baseline, unit),
-        now: experiment.latest.map(|v| format_value(v, unit)),
-        target: format_value(metric.target, unit),
-        progress_percent: experiment.latest.map(|v| (metric.progress(v) * 100.0).round() as i64),
-        sparkline: if values.len() >= 2 { sparkline(values) } else { String::new() },
-    }
-}
-
 // ----- pledges ----------------------------------------------------------------------------------
 
-async fn run_pledge(tx: &mut Tx, ctx: &Context<'_>, command: PledgeCommand) -> Result<Reply, Failure> {
+async fn run_pledge(tx: &mut Tx, ctx: &Context<'_>, command: PledgeCommand) -> Result<Message, Failure> {
     match command {
         PledgeCommand::Make { text, due } => make_pledge(tx, ctx, &text, &due).await,
         PledgeCommand::Done { pledge, note } => keep_pledge(tx, ctx, pledge, note.as_deref()).await,
@@ -502,26 +595,33 @@ async fn run_pledge(tx: &mut Tx, ctx: &Context<'_>, command: PledgeCommand) -> R
     }
 }
 
-async fn make_pledge(tx: &mut Tx, ctx: &Context<'_>, text: &str, due: &DueDate) -> Result<Reply, Failure> {
+async fn make_pledge(tx: &mut Tx, ctx: &Context<'_>, text: &str, due: &DueDate) -> Result<Message, Failure> {
     let today = ctx.today();
     let due_on = future_day(due, today, "due date")?;
     let open = tx.open_pledges_of(ctx.ws, ctx.member.id).await?;
     let limit = ctx.defaults.max_open_pledges;
     if !has_capacity(open.len(), limit) {
-        let mut reply = Reply::private(format!(
+        let mut reply = Message::private(format!(
             "You already hold {} open pledges, the most this team keeps at once so each gets the attention it \
              deserves. Keep or release one first:",
             open.len()
         ));
         for pledge in &open {
-            reply = reply.with_section(pledge_section(pledge, today, true));
+            reply = reply.with_section(pledge_section(pledge, today, PledgeButtons::All));
         }
         return Err(Failure::User(reply));
     }
     let pledge = tx
         .insert_pledge(
             ctx.ws,
-            &NewPledge { channel: ctx.channel.id, owner: ctx.member.id, text, due_on, experiment: None },
+            &NewPledge {
+                channel: ctx.channel.id,
+                owner: ctx.member.id,
+                text,
+                due_on,
+                experiment: None,
+                reminders: ctx.reminders(),
+            },
             ctx.now,
         )
         .await?;
@@ -534,7 +634,7 @@ async fn make_pledge(tx: &mut Tx, ctx: &Context<'_>, text: &str, due: &DueDate) 
         day_label(due_on, today),
         pledge.number
     );
-    Ok(Reply::channel(text).with_section(pledge_section(&pledge, today, true)))
+    Ok(Message::channel(text).with_section(pledge_section(&pledge, today, PledgeButtons::All)))
 }
 
 async fn own_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef) -> Result<PledgeRecord, Failure> {
@@ -552,7 +652,7 @@ async fn own_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef) -> Result<Ple
     Ok(pledge)
 }
 
-async fn keep_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef, note: Option<&str>) -> Result<Reply, Failure> {
+async fn keep_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef, note: Option<&str>) -> Result<Message, Failure> {
     let pledge = own_pledge(tx, ctx, id).await?;
     if !tx.resolve_pledge(ctx.ws, pledge.id, PledgeStatus::Kept, note, ctx.now).await? {
         return refuse(format!("{id} changed while you typed; `/pledge list` shows where it stands."));
@@ -567,42 +667,42 @@ async fn keep_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef, note: Option
     if let Some(note) = note {
         text.push_str(&format!(" — {note}"));
     }
-    Ok(Reply::channel(text))
+    Ok(Message::channel(text))
 }
 
-async fn extend_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef, due: &DueDate) -> Result<Reply, Failure> {
+async fn extend_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef, due: &DueDate) -> Result<Message, Failure> {
     let pledge = own_pledge(tx, ctx, id).await?;
     let today = ctx.today();
     let due_on = future_day(due, today, "new due date")?;
     if due_on == pledge.due_on {
         return refuse(format!("{id} is already due {}.", day_label(due_on, today)));
     }
-    if !tx.extend_pledge(ctx.ws, pledge.id, due_on).await? {
+    if !tx.extend_pledge(ctx.ws, &pledge, due_on, ctx.reminders(), ctx.now).await? {
         return refuse(format!("{id} changed while you typed; `/pledge list` shows where it stands."));
     }
     let data = serde_json::json!({ "from": pledge.due_on.to_string(), "to": due_on.to_string() });
     ctx.event(tx, EventKind::PledgeExtended, Some(id.to_string()), data).await?;
     let updated = PledgeRecord { due_on, status: PledgeStatus::Open, ..pledge };
-    Ok(Reply::private(format!(
+    Ok(Message::private(format!(
         "📅 {id} is now due {}. Saying so early keeps everyone's plans honest.",
         day_label(due_on, today)
     ))
-    .with_section(pledge_section(&updated, today, true)))
+    .with_section(pledge_section(&updated, today, PledgeButtons::All)))
 }
 
-async fn release_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef, reason: &str) -> Result<Reply, Failure> {
+async fn release_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef, reason: &str) -> Result<Message, Failure> {
     let pledge = own_pledge(tx, ctx, id).await?;
     if !tx.resolve_pledge(ctx.ws, pledge.id, PledgeStatus::Released, Some(reason), ctx.now).await? {
         return refuse(format!("{id} changed while you typed; `/pledge list` shows where it stands."));
     }
     ctx.event(tx, EventKind::PledgeReleased, Some(id.to_string()), serde_json::json!({})).await?;
-    Ok(Reply::private(format!(
+    Ok(Message::private(format!(
         "Released {id} ({}). Thanks for saying so: an honest release keeps the team's trust, and it is not a break.",
         pledge.text
     )))
 }
 
-async fn list_pledges(tx: &mut Tx, ctx: &Context<'_>, filter: PledgeFilter) -> Result<Reply, Failure> {
+async fn list_pledges(tx: &mut Tx, ctx: &Context<'_>, filter: PledgeFilter) -> Result<Message, Failure> {
     let today = ctx.today();
     let (pledges, whose) = match filter {
         PledgeFilter::Mine => (tx.open_pledges_of(ctx.ws, ctx.member.id).await?, "Your"),
@@ -613,60 +713,44 @@ async fn list_pledges(tx: &mut Tx, ctx: &Context<'_>, filter: PledgeFilter) -> R
             PledgeFilter::Mine => "You have no open pledges. Make one: `/pledge call five customers by fri`",
             PledgeFilter::All => "No open pledges in this channel. Make one: `/pledge call five customers by fri`",
         };
-        return Ok(Reply::private(text));
+        return Ok(Message::private(text));
     }
-    let mut reply = Reply::private(format!("{whose} open pledges ({})", pledges.len()));
+    let mut reply = Message::private(format!("{whose} open pledges ({})", pledges.len()));
     for pledge in &pledges {
-        reply = reply.with_section(pledge_section(pledge, today, pledge.owner_id == ctx.member.id));
+        reply = reply.with_section(pledge_section(
+            pledge,
+            today,
+            if pledge.owner_id == ctx.member.id { PledgeButtons::All } else { PledgeButtons::None },
+        ));
     }
     Ok(reply)
 }
 
-fn pledge_section(pledge: &PledgeRecord, today: NaiveDate, own: bool) -> Section {
-    let id = pledge.number;
-    let overdue = days_overdue(pledge.due_on, today);
-    let due = match overdue {
-        0 if pledge.due_on == today => "today".to_string(),
-        0 => day_label(pledge.due_on, today),
-        d => format!("{} (overdue by {d} day{})", day_label(pledge.due_on, today), plural(d as usize)),
-    };
-    let mut section = Section::heading(format!("{id} · {}", pledge.text))
-        .with_field("Owner", &pledge.owner_name)
-        .with_field("Due", due);
-    if own {
-        section = section
-            .with_action("Done", ActionKind::PledgeDone(id), ActionStyle::Primary)
-            .with_action("Extend", ActionKind::PledgeExtend(id), ActionStyle::Default)
-            .with_action("Release", ActionKind::PledgeRelease(id), ActionStyle::Danger);
-    }
-    section
-}
-
 // ----- channel settings and digest --------------------------------------------------------------
 
-async fn run_nudge(tx: &mut Tx, ctx: &Context<'_>, command: NudgeCommand) -> Result<Reply, Failure> {
+async fn run_nudge(tx: &mut Tx, ctx: &Context<'_>, command: NudgeCommand) -> Result<Message, Failure> {
     let channel = &ctx.channel;
     match command {
-        NudgeCommand::ShowRules if channel.rules.is_empty() => Ok(Reply::private(
+        NudgeCommand::ShowRules if channel.rules.is_empty() => Ok(Message::private(
             "This channel has no rules yet. Agree the rules of the game early: `/nudge rules set <text>`",
         )),
         NudgeCommand::ShowRules => {
-            Ok(Reply::private("📜 The rules of the game in this channel").with_section(Section::body(&channel.rules)))
+            Ok(Message::private("📜 The rules of the game in this channel").with_section(Section::body(&channel.rules)))
         }
         NudgeCommand::SetRules(rules) => {
             tx.set_rules(ctx.ws, channel.id, &rules).await?;
             ctx.event(tx, EventKind::RulesSet, None, serde_json::json!({})).await?;
             let text = format!("📜 {} set the rules of the game for this channel", ctx.member.display_name);
-            Ok(Reply::channel(text).with_section(Section::body(rules)))
+            Ok(Message::channel(text).with_section(Section::body(rules)))
         }
-        NudgeCommand::ShowSchedule => Ok(Reply::private(schedule_line(channel, ctx.now))),
+        NudgeCommand::ShowSchedule => Ok(Message::private(schedule_line(channel, ctx.now))),
         NudgeCommand::SetSchedule { schedule, time_zone } => {
             let zone = time_zone.unwrap_or(channel.time_zone);
-            tx.set_schedule(ctx.ws, channel.id, schedule.expression(), zone.name()).await?;
+            tx.set_schedule(channel, &schedule, zone, ctx.now).await?;
             let data = serde_json::json!({ "schedule": schedule.expression(), "time_zone": zone.name() });
             ctx.event(tx, EventKind::ScheduleSet, None, data).await?;
             let updated = ChannelRecord { schedule, time_zone: zone, ..channel.clone() };
-            Ok(Reply::channel(format!("🗓️ {}", schedule_line(&updated, ctx.now))))
+            Ok(Message::channel(format!("🗓️ {}", schedule_line(&updated, ctx.now))))
         }
         NudgeCommand::Quiet(change) => set_quiet(tx, ctx, change).await,
         NudgeCommand::Pause { weeks } => pause(tx, ctx, weeks).await,
@@ -685,7 +769,7 @@ fn schedule_line(channel: &ChannelRecord, now: DateTime<Utc>) -> String {
     format!("Check-ins: {} ({}). Next: {next}.", channel.schedule.describe(), zone.name())
 }
 
-async fn set_quiet(tx: &mut Tx, ctx: &Context<'_>, change: QuietChange) -> Result<Reply, Failure> {
+async fn set_quiet(tx: &mut Tx, ctx: &Context<'_>, change: QuietChange) -> Result<Message, Failure> {
     let today = ctx.channel_today();
     let quiet = match change {
         QuietChange::Clear => QuietDays::default(),
@@ -715,7 +799,7 @@ async fn set_quiet(tx: &mut Tx, ctx: &Context<'_>, change: QuietChange) -> Resul
     tx.set_quiet_days(ctx.ws, ctx.channel.id, &quiet.weekdays_to_stored(), &quiet.holidays_to_stored()).await?;
     let data = serde_json::json!({ "weekdays": quiet.weekdays_to_stored(), "holidays": quiet.holidays_to_stored() });
     ctx.event(tx, EventKind::QuietDaysSet, None, data).await?;
-    Ok(Reply::channel(format!("🤫 {}", quiet_line(&quiet))))
+    Ok(Message::channel(format!("🤫 {}", quiet_line(&quiet))))
 }
 
 fn quiet_line(quiet: &QuietDays) -> String {
@@ -734,7 +818,7 @@ fn quiet_line(quiet: &QuietDays) -> String {
     format!("Quiet days (no automated posts): {}.", parts.join("; "))
 }
 
-async fn pause(tx: &mut Tx, ctx: &Context<'_>, weeks: u32) -> Result<Reply, Failure> {
+async fn pause(tx: &mut Tx, ctx: &Context<'_>, weeks: u32) -> Result<Message, Failure> {
     let until = (weeks > 0).then(|| ctx.channel_today() + Duration::weeks(weeks.into()));
     tx.set_paused_until(ctx.ws, ctx.channel.id, until).await?;
     let data = serde_json::json!({ "until": until.map(|d| d.to_string()) });
@@ -747,18 +831,18 @@ async fn pause(tx: &mut Tx, ctx: &Context<'_>, weeks: u32) -> Result<Reply, Fail
         ),
         None => "▶️ Automated posts are back on in this channel.".into(),
     };
-    Ok(Reply::channel(text))
+    Ok(Message::channel(text))
 }
 
-async fn digest(tx: &mut Tx, ctx: &Context<'_>) -> Result<Reply, Failure> {
+async fn digest(tx: &mut Tx, ctx: &Context<'_>) -> Result<Message, Failure> {
     // A year of events is enough to count the learning streak in weeks.
     let since = ctx.now - Duration::weeks(53);
     let events = tx.events_since(ctx.ws, ctx.channel.id, since).await?;
     let digest = Digest::compute(&events, ctx.now, ctx.channel.time_zone);
-    Ok(digest.reply(&ctx.channel.name))
+    Ok(build::digest(&digest, &ctx.channel.name))
 }
 
-fn settings(ctx: &Context<'_>) -> Reply {
+fn settings(ctx: &Context<'_>) -> Message {
     let channel = &ctx.channel;
     let paused = match channel.paused_until {
         Some(day) if day > ctx.channel_today() => format!("until {}", day_label(day, ctx.channel_today())),
@@ -775,7 +859,7 @@ fn settings(ctx: &Context<'_>) -> Reply {
             format!("the owner hears after 1 day, the channel after {} days", channel.escalate_after_days),
         )
         .with_field("Rules", rules);
-    Reply::private("⚙️ nudge settings for this channel").with_section(section)
+    Message::private("⚙️ nudge settings for this channel").with_section(section)
 }
 
 impl Context<'_> {
@@ -797,19 +881,6 @@ fn future_day(due: &DueDate, today: NaiveDate, what: &str) -> Result<NaiveDate, 
         return refuse(format!("That {what} ({day}) is more than a year away; small steps work better."));
     }
     Ok(day)
-}
-
-/// "Fri 27 Nov", with the year when it is not this year's.
-pub fn day_label(day: NaiveDate, today: NaiveDate) -> String {
-    if day.year() == today.year() {
-        day.format("%a %-d %b").to_string()
-    } else {
-        day.format("%a %-d %b %Y").to_string()
-    }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }
 
 /// "15 of 16+" when a list was cut, else the count.

@@ -418,12 +418,18 @@ fn parse_metric(text: &str) -> Result<(Metric, Option<DueDate>), UsageError> {
         }
     };
 
+    let metric = metric(name, baseline, target).map_err(|problem| syntax.error(problem))?;
+    Ok((metric, review))
+}
+
+/// A metric from its name, baseline and target, in one unit: the grammar's and the forms' one rule.
+/// The problem is about the target (its unit or its value), which is where a form shows it.
+pub fn metric(name: String, baseline: Quantity, target: Quantity) -> Result<Metric, String> {
     let unit = match (baseline.unit, target.unit) {
-        (Some(b), Some(t)) => Some(agreed_unit(b, t).map_err(|problem| syntax.error(problem))?),
+        (Some(b), Some(t)) => Some(agreed_unit(b, t)?),
         (b, t) => b.or(t),
     };
-    let metric = Metric::new(name, unit, baseline.value, target.value).map_err(|e| syntax.error(e.to_string()))?;
-    Ok((metric, review))
+    Metric::new(name, unit, baseline.value, target.value).map_err(|e| e.to_string())
 }
 
 /// Baseline and target in the same unit; "day" and "days" are the same unit (the plural is kept).
@@ -513,9 +519,29 @@ fn parse_close(text: &str) -> Result<ExperimentCommand, UsageError> {
 
 /// A number as typed, with its unit if it had one: "31%", "1,200", "$40", "450ms", "-0.5".
 #[derive(Debug, Clone, PartialEq)]
-struct Quantity {
-    value: f64,
-    unit: Option<String>,
+pub struct Quantity {
+    pub value: f64,
+    pub unit: Option<String>,
+}
+
+/// Why a typed value is not one number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueError {
+    /// A number followed by more than a unit ("34 after the change").
+    MoreThanANumber,
+    /// Not a number at all; the reason starts with the quoted text: `"abc" is not a number; …`.
+    NotANumber(String),
+}
+
+/// One value as typed into a form field: a number with an optional unit, standing apart or not
+/// ("31%", "1,200", "$ 40", "450 ms"), read the way the grammar reads a baseline or a target.
+pub fn read_value(typed: &str) -> Result<Quantity, ValueError> {
+    let words: Vec<&str> = typed.split_whitespace().collect();
+    match quantity_at_start(&words) {
+        Ok((quantity, used)) if used == words.len() => Ok(quantity),
+        Ok(_) => Err(ValueError::MoreThanANumber),
+        Err(reason) => Err(ValueError::NotANumber(reason)),
+    }
 }
 
 /// Reads a number. Deliberately narrow (no exponents, no hex, ASCII digits only): what people type

@@ -1,11 +1,11 @@
-//! The command core: one grammar for every platform (text → [`Command`]) and its execution
-//! (Command → [`Reply`]), free of any platform's wire format.
+//! The command core: one grammar for every platform (text → [`Command`]), one reader for every
+//! platform's forms, and their execution (Command → [`Message`](crate::message::Message)), free of
+//! any platform's wire format.
 
-pub mod digest;
 pub mod execute;
+pub mod form;
 pub mod grammar;
-pub mod queue;
-pub mod reply;
+pub mod writer;
 
 use chrono::{NaiveDate, Weekday};
 use chrono_tz::Tz;
@@ -18,7 +18,7 @@ use crate::domain::schedule::Schedule;
 
 pub use execute::{Invocation, execute};
 pub use grammar::{UsageError, parse};
-pub use reply::Reply;
+pub use writer::{CommandError, Commands};
 
 /// A command as typed, already checked for form (not yet against the store).
 #[derive(Debug, Clone, PartialEq)]

@@ -73,6 +73,15 @@ macro_rules! short_id {
 short_id!(ExperimentRef, "E", "an experiment", "experiment", "E-12");
 short_id!(PledgeRef, "P", "a pledge", "pledge", "P-7");
 
+macro_rules! row_id {
+    ($($name:ident),+) => {$(
+        /// A database row id: internal, never shown to people (they see short ids).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name(pub i64);
+    )+};
+}
+row_id!(WorkspaceId, ChannelId, MemberId, ExperimentId, PledgeId, OutboundId);
+
 #[cfg(test)]
 mod tests {
     use super::*;

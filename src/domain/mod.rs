@@ -2,7 +2,10 @@
 //! thresholds, due-date parsing, schedule evaluation.
 
 pub mod dates;
+pub mod digest;
+pub mod event;
 pub mod experiment;
+pub mod firings;
 pub mod ids;
 pub mod metric;
 pub mod pledge;

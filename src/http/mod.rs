@@ -1,6 +1,7 @@
 //! The HTTP edge: the axum router with a body-size limit, a timeout and a request id on every
-//! route, health checks, and the platform webhooks (mounted by each platform module).
+//! route, health checks, one error type, and the platforms' routes (each platform brings its own).
 
+pub mod error;
 mod health;
 
 use std::sync::Arc;
@@ -9,34 +10,26 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderName, Request, StatusCode};
 use axum::routing::get;
-use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::clock::SharedClock;
-use crate::commands::queue::CommandQueue;
-use crate::config::Config;
-use crate::platforms::slack::{self, Slack};
 use crate::store::Store;
+
+pub use error::HttpError;
+pub use health::Health;
 
 /// Largest request body accepted; platforms send a few kilobytes, so anything near this is abuse.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// What every handler can reach.
+/// What the core's own handlers reach (each platform's routes carry their own state).
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    pub config: Arc<Config>,
-    pub clock: SharedClock,
-    /// Where commands run: concurrent commands share commits.
-    pub commands: CommandQueue,
-    /// Present when Slack is configured.
-    pub slack: Option<Arc<Slack>>,
-    /// Work that runs after a request is answered (Slack API calls); waited for at shutdown.
-    pub tasks: TaskTracker,
+    /// Whether the background loops are still running.
+    pub health: Health,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -64,19 +57,19 @@ impl MakeRequestId for RequestIds {
     }
 }
 
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+/// The whole router: health checks, the platforms' routes, and the layers every route shares.
+pub fn router(state: AppState, platforms: Router, request_timeout: Duration) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
         // Only the method, path and request id: query strings and bodies may carry secrets.
         let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
         tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
     });
-    let slack_configured = state.slack.is_some();
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .merge(slack::routes(slack_configured))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(state)
+        .merge(platforms)
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))

@@ -4,4 +4,4 @@
 
 pub mod sender;
 
-pub use sender::{Delivery, DeliveryError, Round, Sender, SenderSettings};
+pub use sender::{Deliveries, Delivery, DeliveryError, DeliveryFuture, Round, Sender, SenderSettings};

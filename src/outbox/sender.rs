@@ -1,17 +1,24 @@
-//! The sender: claims due posts, delivers them, and records what happened. Retries back off
-//! exponentially with jitter; a 429 delays only its recipient; after `max_attempts` a post is dead
-//! and reported. A post left "sending" (a crash, a timeout) is looked up on the platform before it
-//! is sent again, so a crash does not post twice.
+//! The sender: claims due posts, hands each to its platform's delivery, and records what happened.
+//! Retries back off exponentially with jitter; a 429 delays only its recipient; after
+//! `max_attempts` a post is dead and reported. A post left "sending" (a crash, a timeout) is looked
+//! up on the platform before it is sent again, so a crash does not post twice.
+//!
+//! The sender does not poll: it sleeps until a transaction that queued posts commits (in this
+//! process, or on Postgres in any replica, through `LISTEN`), until the next retry or paced post is
+//! due, or at the latest until a slow safety poll.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
-use crate::store::{OutboundMessage, Store, StoreError};
+use crate::store::{OUTBOX_CHANNEL, OutboundMessage, Store, StoreError, Tx};
 
 /// Why a delivery failed, in the terms the sender decides on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,23 +29,28 @@ pub struct DeliveryError {
     pub retry_after: Option<Duration>,
 }
 
+pub type DeliveryFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DeliveryError>> + Send + 'a>>;
+
 /// What a platform does for the sender.
 pub trait Delivery: Send + Sync + 'static {
-    /// Posts the message; returns the platform's id for it.
-    fn deliver(&self, message: &OutboundMessage) -> impl Future<Output = Result<String, DeliveryError>> + Send;
+    /// Posts the message to its recipient; returns the platform's id for the post.
+    fn deliver<'a>(&'a self, message: &'a OutboundMessage) -> DeliveryFuture<'a, String>;
 
     /// Finds a post whose outcome is unknown on the platform (by the id it carries); returns its
     /// platform id when it did go out.
-    fn find_delivered(
-        &self,
-        message: &OutboundMessage,
-    ) -> impl Future<Output = Result<Option<String>, DeliveryError>> + Send;
+    fn find_delivered<'a>(&'a self, message: &'a OutboundMessage) -> DeliveryFuture<'a, Option<String>>;
+
+    /// The least time between two posts to one recipient.
+    fn pace(&self) -> Duration {
+        Duration::from_secs(1)
+    }
 }
+
+/// Each configured platform's delivery, by the platform's name (as stored with its workspaces).
+pub type Deliveries = HashMap<&'static str, Arc<dyn Delivery>>;
 
 #[derive(Debug, Clone)]
 pub struct SenderSettings {
-    /// Least time between two posts to one recipient (Slack allows about one per second per channel).
-    pub pace: Duration,
     pub max_attempts: u32,
     pub first_retry: Duration,
     pub longest_retry: Duration,
@@ -46,20 +58,19 @@ pub struct SenderSettings {
     pub batch: i64,
     /// How long a claimed post may stay "sending" before its outcome is looked up.
     pub reconcile_after: Duration,
-    /// How long the loop rests when there was nothing to do.
-    pub idle: Duration,
+    /// The longest the sender sleeps with nothing to do: the safety net under the wake-ups.
+    pub safety_poll: Duration,
 }
 
 impl Default for SenderSettings {
     fn default() -> Self {
         SenderSettings {
-            pace: Duration::from_secs(1),
             max_attempts: 8,
             first_retry: Duration::from_secs(2),
             longest_retry: Duration::from_secs(15 * 60),
             batch: 100,
             reconcile_after: Duration::from_secs(120),
-            idle: Duration::from_millis(500),
+            safety_poll: Duration::from_secs(30),
         }
     }
 }
@@ -77,20 +88,21 @@ pub struct Round {
     pub requeued: usize,
 }
 
-pub struct Sender<D> {
+pub struct Sender {
     store: Store,
-    delivery: Arc<D>,
+    deliveries: Deliveries,
     clock: SharedClock,
     settings: SenderSettings,
 }
 
-impl<D: Delivery> Sender<D> {
-    pub fn new(store: Store, delivery: Arc<D>, clock: SharedClock, settings: SenderSettings) -> Sender<D> {
-        Sender { store, delivery, clock, settings }
+impl Sender {
+    pub fn new(store: Store, deliveries: Deliveries, clock: SharedClock, settings: SenderSettings) -> Sender {
+        Sender { store, deliveries, clock, settings }
     }
 
     /// Delivers until `shutdown` is cancelled; a round in progress is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut listener = self.listen().await;
         while !shutdown.is_cancelled() {
             let busy = match self.run_once().await {
                 Ok(round) => round.claimed as i64 >= self.settings.batch,
@@ -99,12 +111,61 @@ impl<D: Delivery> Sender<D> {
                     false
                 }
             };
-            if !busy {
-                tokio::select! {
-                    _ = shutdown.cancelled() => {}
-                    _ = tokio::time::sleep(self.settings.idle) => {}
-                }
+            if busy {
+                continue;
             }
+            let rest = self.rest().await;
+            let notified = async {
+                match &mut listener {
+                    Some(listener) => match listener.recv().await {
+                        Ok(_) => {}
+                        // The listening connection broke: the safety poll carries on meanwhile.
+                        Err(_) => std::future::pending().await,
+                    },
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = self.store.posts_queued() => {}
+                _ = notified => {}
+                _ = tokio::time::sleep(rest) => {}
+            }
+        }
+    }
+
+    /// On Postgres, listens for posts queued by any replica.
+    async fn listen(&self) -> Option<sqlx::postgres::PgListener> {
+        let pool = self.store.postgres_pool()?;
+        let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for queued posts; other replicas' posts wait for the safety poll");
+                return None;
+            }
+        };
+        match listener.listen(OUTBOX_CHANNEL).await {
+            Ok(()) => Some(listener),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for queued posts; other replicas' posts wait for the safety poll");
+                None
+            }
+        }
+    }
+
+    /// How long to sleep when there is nothing to do now: until the next retry or paced post, or
+    /// until a post left sending is stale, or the safety poll.
+    async fn rest(&self) -> Duration {
+        let next = async {
+            let mut tx = self.store.read_once().await?;
+            let delivery = tx.next_delivery_at().await?;
+            let stale = tx.oldest_sending_claim().await?.map(|at| at + chrono_duration(self.settings.reconcile_after));
+            Ok::<Option<DateTime<Utc>>, StoreError>(delivery.into_iter().chain(stale).min())
+        }
+        .await;
+        match next {
+            Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or_default().min(self.settings.safety_poll),
+            _ => self.settings.safety_poll,
         }
     }
 
@@ -115,7 +176,9 @@ impl<D: Delivery> Sender<D> {
         let now = self.clock.now();
         let claimed = {
             let mut tx = self.store.begin().await?;
-            let claimed = tx.claim_due_messages(now, chrono_duration(self.settings.pace), self.settings.batch).await?;
+            // One pace for all: every platform nudge speaks allows about one post a second per channel.
+            let pace = self.deliveries.values().map(|d| d.pace()).max().unwrap_or(Duration::from_secs(1));
+            let claimed = tx.claim_due_messages(now, chrono_duration(pace), self.settings.batch).await?;
             tx.commit().await?;
             claimed
         };
@@ -123,9 +186,16 @@ impl<D: Delivery> Sender<D> {
         // Each claimed post goes to a different recipient, so they can all go at once.
         let mut deliveries = JoinSet::new();
         for message in claimed {
-            let delivery = self.delivery.clone();
+            let delivery = self.deliveries.get(message.platform.as_str()).cloned();
             deliveries.spawn(async move {
-                let result = delivery.deliver(&message).await;
+                let result = match delivery {
+                    Some(delivery) => delivery.deliver(&message).await,
+                    None => Err(DeliveryError {
+                        message: format!("{} is not configured on this server", message.platform),
+                        retryable: true,
+                        retry_after: None,
+                    }),
+                };
                 (message, result)
             });
         }
@@ -135,6 +205,9 @@ impl<D: Delivery> Sender<D> {
             if let Ok(outcome) = joined {
                 outcomes.push(outcome);
             }
+        }
+        if outcomes.is_empty() {
+            return Ok(round);
         }
         // One transaction records the round; if it fails, the posts stay "sending" and are
         // reconciled with the platform later, never posted blindly again.
@@ -149,10 +222,10 @@ impl<D: Delivery> Sender<D> {
 
     async fn record(
         &self,
-        tx: &mut crate::store::Tx,
+        tx: &mut Tx,
         message: &OutboundMessage,
         result: &Result<String, DeliveryError>,
-        now: chrono::DateTime<chrono::Utc>,
+        now: DateTime<Utc>,
         round: &mut Round,
     ) -> Result<(), StoreError> {
         match result {
@@ -165,7 +238,7 @@ impl<D: Delivery> Sender<D> {
                 let retry_at = now + chrono_duration(wait);
                 if error.retry_after.is_some() {
                     // A 429 is about this recipient: hold its other posts too, and nobody else's.
-                    tx.delay_recipient(message.workspace_id, &message.recipient, retry_at).await?;
+                    tx.delay_recipient(message.workspace_id, message.recipient, retry_at).await?;
                 }
                 tx.message_failed(message.id, &error.message, Some(retry_at)).await?;
                 round.retrying += 1;
@@ -173,7 +246,9 @@ impl<D: Delivery> Sender<D> {
             Err(error) => {
                 tracing::warn!(
                     outbox_id = message.id.0,
-                    recipient = %message.recipient,
+                    workspace = message.workspace_id.0,
+                    channel = message.channel_id.map(|c| c.0),
+                    platform = %message.platform,
                     attempts = message.attempts,
                     reason = %error.message,
                     "a post is dead; `nudge outbox` lists it"
@@ -188,11 +263,18 @@ impl<D: Delivery> Sender<D> {
     async fn reconcile(&self, round: &mut Round) -> Result<(), StoreError> {
         let now = self.clock.now();
         let stale = {
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.store.read_once().await?;
             tx.stale_sending_messages(now - chrono_duration(self.settings.reconcile_after), self.settings.batch).await?
         };
         for message in stale {
-            let found = self.delivery.find_delivered(&message).await;
+            let found = match self.deliveries.get(message.platform.as_str()) {
+                Some(delivery) => delivery.find_delivered(&message).await,
+                None => Err(DeliveryError {
+                    message: format!("{} is not configured on this server", message.platform),
+                    retryable: true,
+                    retry_after: None,
+                }),
+            };
             let mut tx = self.store.begin().await?;
             match found {
                 Ok(Some(platform_id)) => {
@@ -204,12 +286,17 @@ impl<D: Delivery> Sender<D> {
                     round.requeued += 1;
                 }
                 Err(error) if error.retryable => {
-                    tracing::info!(outbox_id = message.id.0, reason = %error.message, "cannot reconcile a post yet");
+                    tracing::info!(
+                        outbox_id = message.id.0,
+                        workspace = message.workspace_id.0,
+                        reason = %error.message,
+                        "cannot reconcile a post yet"
+                    );
                 }
                 Err(error) => {
                     // Posting again could post twice; an operator decides.
                     let reason = format!("outcome unknown and cannot be checked: {}", error.message);
-                    tracing::warn!(outbox_id = message.id.0, %reason, "a post is dead");
+                    tracing::warn!(outbox_id = message.id.0, workspace = message.workspace_id.0, %reason, "a post is dead");
                     tx.message_failed(message.id, &reason, None).await?;
                     round.dead += 1;
                 }

@@ -1,140 +1,68 @@
 //! What each scheduled job posts. Builders read the store inside the occurrence's transaction and
-//! return the posts (or `None` when there is nothing worth saying, which is never a post).
+//! return the posts (none when there is nothing worth saying, which is never a post).
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::Post;
-use crate::commands::digest::Digest;
-use crate::commands::execute::day_label;
-use crate::commands::reply::{ActionKind, ActionStyle, MetricRow, Reply, Section};
+use crate::domain::digest::Digest;
 use crate::domain::experiment::ExperimentStatus;
+use crate::domain::firings::{ChannelJob, PledgeStage};
 use crate::domain::ids::{ExperimentRef, PledgeRef};
-use crate::domain::metric::{Win, format_value, sparkline};
+use crate::domain::metric::{Win, format_value};
 use crate::domain::pledge::days_overdue;
+use crate::message::build::{self, CHECKIN_ITEMS, CheckIn, PledgeButtons, day_label, pledge_section};
+use crate::message::{Message, Section};
 use crate::store::{ChannelRecord, EventKind, NewEvent, PledgeRecord, StoreError, Tx};
 
-pub const CHECKIN: &str = "checkin";
-pub const DIGEST: &str = "digest";
-pub const CELEBRATIONS: &str = "celebrations";
-pub const PLEDGE_DUE: &str = "pledge_due";
-pub const PLEDGE_OVERDUE: &str = "pledge_overdue";
-pub const PLEDGE_BROKEN: &str = "pledge_broken";
-
-/// Most experiments and pledges a check-in lists; the rest are counted, so it stays short.
-const CHECKIN_ITEMS: usize = 8;
 const BACKLOG_TOP: i64 = 3;
 
 pub(super) async fn build(
     tx: &mut Tx,
     channel: &ChannelRecord,
-    job: &str,
+    job: ChannelJob,
     due: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<Option<Vec<Post>>, StoreError> {
-    let (kind, pledge) = match job.split_once(':') {
-        Some((kind, id)) => (kind, id.parse::<PledgeRef>().ok()),
-        None => (job, None),
-    };
-    match (kind, pledge) {
-        (CHECKIN, _) => checkin(tx, channel, due).await.map(|reply| Some(vec![Post::Channel(reply)])),
-        (DIGEST, _) => digest(tx, channel, due).await,
-        (CELEBRATIONS, _) => celebrations(tx, channel, due).await,
-        (PLEDGE_DUE | PLEDGE_OVERDUE | PLEDGE_BROKEN, Some(id)) => pledge_stage(tx, channel, kind, id, due, now).await,
-        _ => Ok(None),
+) -> Result<Vec<Post>, StoreError> {
+    match job {
+        ChannelJob::CheckIn => checkin(tx, channel, due).await.map(|message| vec![Post::Channel(message)]),
+        ChannelJob::Digest => digest(tx, channel, due).await,
+        ChannelJob::Celebrations => celebrations(tx, channel, due).await,
     }
 }
 
-async fn checkin(tx: &mut Tx, channel: &ChannelRecord, due: DateTime<Utc>) -> Result<Reply, StoreError> {
+async fn checkin(tx: &mut Tx, channel: &ChannelRecord, due: DateTime<Utc>) -> Result<Message, StoreError> {
     let ws = channel.workspace_id;
     let today = due.with_timezone(&channel.time_zone).date_naive();
     let running = tx.experiments_in_channel(ws, channel.id, &[ExperimentStatus::Running], 100).await?;
-    let pledges = tx.open_pledges_in_channel(ws, channel.id, 100).await?;
-    let due_this_week: Vec<&PledgeRecord> = pledges.iter().filter(|p| p.due_on <= today + Duration::days(6)).collect();
-    let backlog = tx.backlog(ws, channel.id, BACKLOG_TOP).await?;
-
-    let mut reply = Reply::channel(format!("☀️ Weekly check-in for #{}", channel.name));
-    if !channel.rules.is_empty() {
-        let line = channel.rules.lines().next().unwrap_or_default();
-        reply = reply.with_section(Section::body(format!("Our rules: {line}")));
-    }
-    if running.is_empty() {
-        reply = reply.with_section(Section::heading("Running experiments").with_body(
-            "None yet. Start one from the backlog, or propose a small one: `/experiment propose <title> | <hypothesis> | <metric> <baseline> -> <target>`",
-        ));
-    }
+    let mut shown = Vec::with_capacity(running.len().min(CHECKIN_ITEMS));
     for experiment in running.iter().take(CHECKIN_ITEMS) {
         let readings: Vec<f64> = tx.readings(ws, experiment.id).await?.into_iter().map(|r| r.value).collect();
-        let metric = &experiment.metric;
-        let unit = metric.unit.as_deref();
-        let row = MetricRow {
-            name: metric.name.clone(),
-            baseline: format_value(metric.baseline, unit),
-            now: experiment.latest.map(|v| format_value(v, unit)),
-            target: format_value(metric.target, unit),
-            progress_percent: experiment.latest.map(|v| (metric.progress(v) * 100.0).round() as i64),
-            sparkline: if readings.len() >= 2 { sparkline(&readings) } else { String::new() },
-        };
-        let mut section = Section::heading(format!("{} · {}", experiment.number, experiment.title)).with_metric(row);
-        if let Some(review) = experiment.review_on {
-            let days = (review - today).num_days();
-            let when = if days >= 0 { format!("in {days} days") } else { format!("{} days ago", -days) };
-            section = section.with_field("Review", format!("{} ({when})", day_label(review, today)));
-        }
-        reply = reply.with_section(section.with_action(
-            "Update metric",
-            ActionKind::UpdateMetric(experiment.number),
-            ActionStyle::Primary,
-        ));
+        shown.push((experiment.clone(), readings));
     }
-    if running.len() > CHECKIN_ITEMS {
-        reply = reply.with_section(Section::body(format!(
-            "…and {} more running; `/experiment list running` shows them all.",
-            running.len() - CHECKIN_ITEMS
-        )));
-    }
-    for pledge in due_this_week.iter().take(CHECKIN_ITEMS) {
-        let late = days_overdue(pledge.due_on, today);
-        let when = if late > 0 { format!("overdue by {late} days") } else { day_label(pledge.due_on, today) };
-        reply = reply.with_section(
-            Section::heading(format!("{} · {}", pledge.number, pledge.text))
-                .with_field("Owner", &pledge.owner_name)
-                .with_field("Due", when)
-                .with_action("Done", ActionKind::PledgeDone(pledge.number), ActionStyle::Primary),
-        );
-    }
-    if due_this_week.len() > CHECKIN_ITEMS {
-        reply = reply.with_section(Section::body(format!(
-            "…and {} more pledges due this week; `/pledge list all` shows them.",
-            due_this_week.len() - CHECKIN_ITEMS
-        )));
-    }
-    if let Some(top) = backlog.first() {
-        let mut section = Section::heading("Top of the backlog");
-        let lines: Vec<String> =
-            backlog.iter().map(|e| format!("{} · {} ({} votes)", e.number, e.title, e.votes)).collect();
-        section = section.with_body(lines.join("\n"));
-        reply = reply.with_section(section.with_action("Vote", ActionKind::Vote(top.number), ActionStyle::Default));
-    }
-    Ok(reply)
+    let pledges = tx.open_pledges_in_channel(ws, channel.id, 100).await?;
+    let backlog = tx.backlog(ws, channel.id, BACKLOG_TOP).await?;
+    Ok(build::checkin(&CheckIn {
+        channel,
+        today,
+        running: &shown,
+        running_count: running.len(),
+        pledges: &pledges,
+        backlog: &backlog,
+    }))
 }
 
-async fn digest(tx: &mut Tx, channel: &ChannelRecord, due: DateTime<Utc>) -> Result<Option<Vec<Post>>, StoreError> {
+async fn digest(tx: &mut Tx, channel: &ChannelRecord, due: DateTime<Utc>) -> Result<Vec<Post>, StoreError> {
     let events = tx.events_since(channel.workspace_id, channel.id, due - Duration::weeks(53)).await?;
     let digest = Digest::compute(&events, due, channel.time_zone);
     // A week without any activity gets no digest: a scoreboard of zeros is noise.
     if digest.is_quiet_week() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    Ok(Some(vec![Post::Channel(digest.reply(&channel.name))]))
+    Ok(vec![Post::Channel(build::digest(&digest, &channel.name))])
 }
 
 /// Small wins since the previous batch: metric steps (not target hits, which were posted at once),
 /// pledges kept, experiments closed with a learning.
-async fn celebrations(
-    tx: &mut Tx,
-    channel: &ChannelRecord,
-    due: DateTime<Utc>,
-) -> Result<Option<Vec<Post>>, StoreError> {
+async fn celebrations(tx: &mut Tx, channel: &ChannelRecord, due: DateTime<Utc>) -> Result<Vec<Post>, StoreError> {
     let ws = channel.workspace_id;
     let events = tx.events_since(ws, channel.id, due - Duration::days(1)).await?;
     let mut lines = Vec::new();
@@ -176,49 +104,47 @@ async fn celebrations(
         }
     }
     if lines.is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let reply = Reply::channel(format!("🎉 Small wins in #{} today", channel.name))
+    let message = Message::channel(format!("🎉 Small wins in #{} today", channel.name))
         .with_section(Section::body(lines.join("\n")));
-    Ok(Some(vec![Post::Channel(reply)]))
+    Ok(vec![Post::Channel(message)])
 }
 
-async fn pledge_stage(
+/// A pledge's reminder at its stage: privately to its owner on the due day and the day after, then
+/// to the channel, which marks it broken.
+pub(super) async fn pledge_stage(
     tx: &mut Tx,
     channel: &ChannelRecord,
-    stage: &str,
-    id: PledgeRef,
+    pledge: &PledgeRecord,
+    stage: PledgeStage,
     due: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<Option<Vec<Post>>, StoreError> {
+) -> Result<Vec<Post>, StoreError> {
     let ws = channel.workspace_id;
-    let Some(pledge) = tx.pledge(ws, id).await? else { return Ok(None) };
-    if pledge.status != crate::domain::pledge::PledgeStatus::Open {
-        return Ok(None);
-    }
+    let id = pledge.number;
     let today = due.with_timezone(&pledge.owner_time_zone.unwrap_or(channel.time_zone)).date_naive();
-    let buttons = Section::heading(format!("{id} · {}", pledge.text))
-        .with_field("Due", day_label(pledge.due_on, today))
-        .with_action("Done", ActionKind::PledgeDone(id), ActionStyle::Primary)
-        .with_action("Extend", ActionKind::PledgeExtend(id), ActionStyle::Default)
-        .with_action("Release", ActionKind::PledgeRelease(id), ActionStyle::Danger);
+    let buttons = pledge_section(pledge, today, PledgeButtons::All);
     let post = match stage {
-        PLEDGE_DUE => Post::Private {
-            recipient: pledge.owner_external_id.clone(),
-            reply: Reply::private(format!("⏰ {id} is due today: {}", pledge.text)).with_section(buttons),
+        PledgeStage::Due => Post::Private {
+            member: pledge.owner_id,
+            message: Message::private(format!("⏰ {id} is due today: {}", pledge.text)).with_section(buttons),
         },
-        PLEDGE_OVERDUE => Post::Private {
-            recipient: pledge.owner_external_id.clone(),
-            reply: Reply::private(format!(
+        PledgeStage::Overdue => Post::Private {
+            member: pledge.owner_id,
+            message: Message::private(format!(
                 "{id} was due {}: {}. Done, a new date, or an honest release: any of them is fine.",
                 day_label(pledge.due_on, today),
                 pledge.text
             ))
             .with_section(buttons),
         },
-        _ => {
-            tx.mark_pledge_broken(ws, pledge.id).await?;
-            let data = serde_json::json!({ "days_overdue": days_overdue(pledge.due_on, today) });
+        PledgeStage::Broken => {
+            if !tx.mark_pledge_broken(ws, pledge.id).await? {
+                return Ok(Vec::new());
+            }
+            let days = days_overdue(pledge.due_on, today);
+            let data = serde_json::json!({ "days_overdue": days });
             let event = NewEvent {
                 channel: Some(channel.id),
                 actor: None,
@@ -228,15 +154,13 @@ async fn pledge_stage(
             };
             tx.append_event(ws, &event, now).await?;
             Post::Channel(
-                Reply::channel(format!(
-                    "{id} ({}) is {} days past its date. {}, keep it, move it or release it: an honest answer keeps the team's trust.",
-                    pledge.text,
-                    days_overdue(pledge.due_on, today),
-                    pledge.owner_name
+                Message::channel(format!(
+                    "{id} ({}) is {days} days past its date. {}, keep it, move it or release it: an honest answer keeps the team's trust.",
+                    pledge.text, pledge.owner_name
                 ))
                 .with_section(buttons),
             )
         }
     };
-    Ok(Some(vec![post]))
+    Ok(vec![post])
 }

@@ -1,48 +1,43 @@
-//! The scheduler: a tick loop that finds each channel's due occurrences (weekly check-in, digest,
-//! daily celebrations, pledge reminders), claims each one with a unique key
-//! (channel, job, instant) and builds its posts into the outbox in the same transaction, so any
-//! number of replicas on one Postgres fire each occurrence exactly once.
+//! The scheduler: each channel's next firing per job (weekly check-in, digest, daily small wins,
+//! each open pledge's next reminder) is a row in an indexed table. A tick takes only the rows that
+//! are due (`FOR UPDATE SKIP LOCKED` on Postgres, so replicas and concurrent workers share the
+//! work), claims each occurrence under its unique key (channel, job, instant), builds its posts
+//! into the outbox in the same transaction, and moves the row to the job's next firing. An idle
+//! tick is one index lookup and writes nothing, however many channels there are.
 //!
-//! An occurrence less than six hours late fires once; an older one is recorded as skipped. Quiet
-//! days, holidays and pauses suppress posts, recorded as suppressed with the reason.
+//! When each job fires, and what a late one does, is `domain::firings`; what each one posts is
+//! `jobs`. Quiet days, holidays and pauses suppress posts, recorded as suppressed with the reason.
 
 mod jobs;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
-use crate::commands::Reply;
+use crate::domain::firings::{self, ChannelJob, Due, PledgeStage};
+use crate::domain::pledge::PledgeStatus;
 use crate::domain::schedule::Schedule;
-use crate::store::{ChannelId, ChannelRecord, NewOccurrence, PledgeRecord, ScheduledChannel, Store, StoreError};
+use crate::message::Message;
+use crate::store::{Backend, ChannelRecord, DueFiring, MemberId, NewOccurrence, Recipient, Store, StoreError, Tx};
 
 #[derive(Debug, Clone)]
 pub struct SchedulerSettings {
+    /// The longest rest between ticks; a tick also comes as soon as the next firing is due.
     pub tick: Duration,
-    /// An occurrence later than this is recorded as skipped instead of fired.
-    pub late_limit: chrono::Duration,
-    /// The weekly digest, in each channel's time zone.
-    pub digest: Schedule,
-    /// The daily batch of small wins, in each channel's time zone.
-    pub celebrations: Schedule,
-    /// Local hour of pledge reminders.
-    pub reminder_hour: u32,
+    /// Firings taken per transaction.
+    pub page: i64,
+    /// Transactions taking pages at once on Postgres (SQLite has one writer).
+    pub workers: usize,
 }
 
 impl Default for SchedulerSettings {
     fn default() -> Self {
-        SchedulerSettings {
-            tick: Duration::from_secs(30),
-            late_limit: chrono::Duration::hours(6),
-            digest: Schedule::parse("0 16 * * 5").expect("a valid constant schedule"),
-            celebrations: Schedule::parse("0 17 * * *").expect("a valid constant schedule"),
-            reminder_hour: 9,
-        }
+        SchedulerSettings { tick: Duration::from_secs(30), page: 200, workers: 4 }
     }
 }
 
@@ -54,6 +49,14 @@ pub struct Tick {
     pub skipped: usize,
 }
 
+impl Tick {
+    fn add(&mut self, other: Tick) {
+        self.fired += other.fired;
+        self.suppressed += other.suppressed;
+        self.skipped += other.skipped;
+    }
+}
+
 #[derive(Clone)]
 pub struct Scheduler {
     store: Store,
@@ -61,17 +64,25 @@ pub struct Scheduler {
     settings: SchedulerSettings,
 }
 
-/// Channels read per query while ticking.
-const CHANNEL_PAGE: i64 = 500;
-
-/// Channels ticked at once: each is a few short transactions, so several keep the pool busy.
-const CHANNELS_AT_ONCE: usize = 8;
-
-/// One post a job owes: to the channel, or privately to one person.
+/// One post a job owes: to the channel, or privately to one member.
 pub(crate) enum Post {
-    Channel(Reply),
-    Private { recipient: String, reply: Reply },
+    Channel(Message),
+    Private { member: MemberId, message: Message },
 }
+
+/// What claiming an occurrence found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// Ours to build and post.
+    Ours,
+    /// Ours, but a quiet day, a holiday or a pause: recorded as suppressed.
+    Quiet,
+    /// Another replica, or an earlier tick, had it already.
+    Taken,
+}
+
+/// A firing that failed is tried again after this long, so that it cannot hold up the others.
+const RETRY_FAILED: chrono::Duration = chrono::Duration::minutes(5);
 
 impl Scheduler {
     pub fn new(store: Store, clock: SharedClock, settings: SchedulerSettings) -> Scheduler {
@@ -80,209 +91,306 @@ impl Scheduler {
 
     /// Ticks until `shutdown` is cancelled; a tick in progress is finished first.
     pub async fn run(self, shutdown: CancellationToken) {
+        if let Err(error) = self.plan_unplanned().await {
+            tracing::error!(%error, "could not plan the channels and pledges that had no next firing");
+        }
         while !shutdown.is_cancelled() {
             if let Err(error) = self.tick().await {
                 tracing::error!(%error, "a scheduler tick failed");
             }
+            let rest = self.rest().await;
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                _ = tokio::time::sleep(self.settings.tick) => {}
+                _ = tokio::time::sleep(rest) => {}
             }
         }
     }
 
+    /// Until the next firing is due, but never longer than a tick: another replica or a command may
+    /// plan something sooner.
+    async fn rest(&self) -> Duration {
+        let next = async { self.store.read_once().await?.next_firing_at().await }.await;
+        match next {
+            Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or_default().min(self.settings.tick),
+            _ => self.settings.tick,
+        }
+    }
+
+    /// Plans the jobs of channels and pledges that have no next firing (made before nudge kept
+    /// them in a table).
+    pub async fn plan_unplanned(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        loop {
+            let mut tx = self.store.begin().await?;
+            let channels = tx.channels_without_firings(500).await?;
+            for channel in &channels {
+                tx.plan_channel(channel, now).await?;
+            }
+            let pledges = tx.open_pledges_without_firings(500).await?;
+            for (ws, pledge, channel_zone, escalate_after_days) in &pledges {
+                let reminders = crate::store::Reminders {
+                    zone: pledge.owner_time_zone.unwrap_or(*channel_zone),
+                    escalate_after_days: *escalate_after_days,
+                };
+                let next = reminders.next(pledge.due_on, now).unwrap_or(now);
+                tx.set_pledge_firing(*ws, pledge.channel_id, pledge.id, Some(next)).await?;
+            }
+            tx.commit().await?;
+            if channels.len() < 500 && pledges.len() < 500 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Fires whatever is due now. When nothing is, this is one index lookup and no transaction.
     pub async fn tick(&self) -> Result<Tick, StoreError> {
         let now = self.clock.now();
-        let mut tick = Tick::default();
-        let mut after = ChannelId(0);
-        let firings = Arc::new(Firings::new(now));
-        loop {
-            let page = {
-                let mut tx = self.store.begin().await?;
-                tx.channels_after(after, CHANNEL_PAGE).await?
-            };
-            let Some(last) = page.last().map(|c| c.channel.clone()) else { break };
-            after = last.id;
-            let pledges = {
-                let mut tx = self.store.begin().await?;
-                tx.open_pledges_in_channels(ChannelId(page[0].channel.id.0 - 1), last.id).await?
-            };
-            let pledges = Arc::new(pledges);
-            let mut running = tokio::task::JoinSet::new();
-            for channel in page {
-                if running.len() >= CHANNELS_AT_ONCE {
-                    add(&mut tick, running.join_next().await);
+        let next = self.store.read_once().await?.next_firing_at().await?;
+        if next.is_none_or(|at| at > now) {
+            return Ok(Tick::default());
+        }
+        let workers = match self.store.backend() {
+            Backend::Postgres => self.settings.workers.max(1),
+            Backend::Sqlite => 1,
+        };
+        let plans = Arc::new(Plans::default());
+        let mut running = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            let (this, plans) = (self.clone(), plans.clone());
+            running.spawn(async move {
+                let mut tick = Tick::default();
+                while let Some(page) = this.page(now, &plans).await? {
+                    tick.add(page);
                 }
-                let (this, firings, pledges) = (self.clone(), firings.clone(), pledges.clone());
-                running.spawn(async move {
-                    let mut tick = Tick::default();
-                    let own: Vec<&PledgeRecord> =
-                        pledges.iter().filter(|p| p.channel_id == channel.channel.id).collect();
-                    this.tick_channel(&channel, &own, &firings, now, &mut tick).await.map(|()| tick)
-                });
-            }
-            while let Some(done) = running.join_next().await {
-                add(&mut tick, Some(done));
+                Ok::<Tick, StoreError>(tick)
+            });
+        }
+        let mut tick = Tick::default();
+        let mut failure = None;
+        while let Some(done) = running.join_next().await {
+            match done {
+                Ok(Ok(worker)) => tick.add(worker),
+                Ok(Err(error)) => failure = Some(error),
+                Err(panic) => tracing::error!(error = %panic, "a scheduler worker panicked"),
             }
         }
-        Ok(tick)
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(tick),
+        }
     }
 
-    async fn tick_channel(
+    /// Takes one page of due firings and fires them in one transaction; `None` when none was left.
+    /// A page that fails is taken apart, so that one bad firing cannot hold up the others.
+    async fn page(&self, now: DateTime<Utc>, plans: &Plans) -> Result<Option<Tick>, StoreError> {
+        let mut tx = self.store.begin().await?;
+        let due = tx.claim_due_firings(now, self.settings.page).await?;
+        if due.is_empty() {
+            return Ok(None);
+        }
+        let mut tick = Tick::default();
+        let mut failed = false;
+        for firing in &due {
+            if let Err(error) = self.fire(&mut tx, firing, now, plans, &mut tick).await {
+                tracing::warn!(%error, "a page of firings failed; firing them one by one");
+                failed = true;
+                break;
+            }
+        }
+        if !failed {
+            tx.announce_queued_posts().await?;
+            tx.commit().await?;
+            return Ok(Some(tick));
+        }
+        drop(tx);
+        let mut tick = Tick::default();
+        for firing in &due {
+            let mut tx = self.store.begin().await?;
+            let mut one = Tick::default();
+            match self.fire(&mut tx, firing, now, plans, &mut one).await {
+                Ok(()) => {
+                    tx.announce_queued_posts().await?;
+                    tx.commit().await?;
+                    tick.add(one);
+                }
+                Err(error) => {
+                    drop(tx);
+                    let channel = &firing.channel;
+                    tracing::error!(
+                        %error,
+                        workspace = channel.workspace_id.0,
+                        channel = %channel.external_id,
+                        job = %firing.job,
+                        "a firing failed; trying it again in five minutes"
+                    );
+                    let mut tx = self.store.begin().await?;
+                    tx.reschedule_firing(channel.id, &firing.job, Some(now + RETRY_FAILED)).await?;
+                    tx.commit().await?;
+                }
+            }
+        }
+        Ok(Some(tick))
+    }
+
+    /// What one due firing does, and when it fires next.
+    async fn fire(
         &self,
-        scheduled: &ScheduledChannel,
-        pledges: &[&PledgeRecord],
-        firings: &Firings,
+        tx: &mut Tx,
+        firing: &DueFiring,
+        now: DateTime<Utc>,
+        plans: &Plans,
+        tick: &mut Tick,
+    ) -> Result<(), StoreError> {
+        let channel = &firing.channel;
+        if let Some(job) = ChannelJob::from_name(&firing.job) {
+            let schedule = job.schedule(&channel.schedule);
+            let (due, next) = plans.get(schedule, channel.time_zone, firing.due_at, now);
+            match due {
+                Due::Fire(at) => {
+                    if self.claim(tx, channel, job.name(), at, now, tick).await? == Claim::Ours {
+                        let posts = jobs::build(tx, channel, job, at).await?;
+                        self.queue(tx, channel, job.name(), at, posts, now, tick).await?;
+                    }
+                }
+                Due::Skip(at) => self.skip(tx, channel, job.name(), at, now, tick).await?,
+                Due::Nothing => {}
+            }
+            return tx.reschedule_firing(channel.id, &firing.job, next).await;
+        }
+        let pledge = match firing.pledge {
+            Some(id) => tx.pledge_by_id(channel.workspace_id, id).await?,
+            None => None,
+        };
+        let Some(pledge) = pledge.filter(|p| p.status == PledgeStatus::Open) else {
+            // Kept, released, told to the channel already, or not a job we know: nothing more to do.
+            return tx.reschedule_firing(channel.id, &firing.job, None).await;
+        };
+        // Reminders come in the owner's morning when we know their zone, else the channel's.
+        let zone = pledge.owner_time_zone.unwrap_or(channel.time_zone);
+        let escalate = channel.escalate_after_days;
+        let mut broken = false;
+        match firings::evaluate_pledge(pledge.due_on, zone, escalate, firing.due_at, now) {
+            Due::Fire((stage, at)) => {
+                let job = stage.job(&pledge.number.to_string());
+                if self.claim(tx, channel, &job, at, now, tick).await? == Claim::Ours {
+                    let posts = jobs::pledge_stage(tx, channel, &pledge, stage, at, now).await?;
+                    broken = stage == PledgeStage::Broken && !posts.is_empty();
+                    self.queue(tx, channel, &job, at, posts, now, tick).await?;
+                }
+            }
+            Due::Skip((stage, at)) => {
+                self.skip(tx, channel, &stage.job(&pledge.number.to_string()), at, now, tick).await?
+            }
+            Due::Nothing => {}
+        }
+        let next = if broken {
+            None
+        } else {
+            firings::next_pledge_stage(pledge.due_on, zone, escalate, now).map(|(_, at)| at)
+        };
+        tx.reschedule_firing(channel.id, &firing.job, next).await
+    }
+
+    /// Claims one occurrence under its unique key; a quiet one is recorded as suppressed. The claim
+    /// comes before any building, so replicas and later ticks pay one conflicting insert.
+    async fn claim(
+        &self,
+        tx: &mut Tx,
+        channel: &ChannelRecord,
+        job: &str,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+        tick: &mut Tick,
+    ) -> Result<Claim, StoreError> {
+        let quiet = quiet_reason(channel, due);
+        let outcome = if quiet.is_some() { "suppressed" } else { "fired" };
+        let occurrence = NewOccurrence { channel: channel.id, job, due_at: due, outcome, reason: quiet };
+        if !tx.record_occurrence(channel.workspace_id, &occurrence, now).await? {
+            return Ok(Claim::Taken);
+        }
+        if quiet.is_some() {
+            tick.suppressed += 1;
+            return Ok(Claim::Quiet);
+        }
+        Ok(Claim::Ours)
+    }
+
+    /// Queues a claimed occurrence's posts in its transaction; with none, it is recorded as
+    /// suppressed because there was nothing worth saying.
+    #[allow(clippy::too_many_arguments)]
+    async fn queue(
+        &self,
+        tx: &mut Tx,
+        channel: &ChannelRecord,
+        job: &str,
+        due: DateTime<Utc>,
+        posts: Vec<Post>,
         now: DateTime<Utc>,
         tick: &mut Tick,
     ) -> Result<(), StoreError> {
-        let channel = &scheduled.channel;
-        let jobs: [(&str, &Schedule); 3] = [
-            (jobs::CHECKIN, &channel.schedule),
-            (jobs::DIGEST, &self.settings.digest),
-            (jobs::CELEBRATIONS, &self.settings.celebrations),
-        ];
-        for (job, schedule) in jobs {
-            let since = (now - self.settings.late_limit).max(scheduled.created_at);
-            if let Some(due) = firings.last(schedule, channel.time_zone, since, now) {
-                self.occur(channel, job, due, now, tick).await?;
-            } else {
-                let long_ago = (now - chrono::Duration::days(8)).max(scheduled.created_at);
-                if let Some(missed) =
-                    firings.last(schedule, channel.time_zone, long_ago, now - self.settings.late_limit)
-                {
-                    let mut tx = self.store.begin().await?;
-                    let occurrence = NewOccurrence {
-                        channel: channel.id,
-                        job,
-                        due_at: missed,
-                        outcome: "skipped",
-                        reason: Some("more than six hours late"),
-                    };
-                    if tx.record_occurrence(channel.workspace_id, &occurrence, now).await? {
-                        tx.commit().await?;
-                        tick.skipped += 1;
-                    }
-                }
-            }
+        let (ws, id) = (channel.workspace_id, channel.id);
+        if posts.is_empty() {
+            tick.suppressed += 1;
+            return tx.set_occurrence_outcome(id, job, due, "suppressed", "nothing to say").await;
         }
-        self.pledge_reminders(channel, pledges, now, tick).await
+        let key = format!("{job}:{}:{}", id.0, due.timestamp());
+        for (n, post) in posts.into_iter().enumerate() {
+            let (recipient, message) = match post {
+                Post::Channel(message) => (Recipient::Channel(id), message),
+                Post::Private { member, message } => (Recipient::Member(member), message),
+            };
+            tx.enqueue_message(ws, id, recipient, &format!("{key}:{n}"), &message, now).await?;
+        }
+        tick.fired += 1;
+        Ok(())
     }
 
-    /// Claims one occurrence and, when it is ours, builds its posts in the same transaction. The
-    /// claim comes first, so replicas and later ticks pay one conflicting insert, not a build.
-    async fn occur(
+    async fn skip(
         &self,
+        tx: &mut Tx,
         channel: &ChannelRecord,
         job: &str,
         due: DateTime<Utc>,
         now: DateTime<Utc>,
         tick: &mut Tick,
     ) -> Result<(), StoreError> {
-        let (ws, id) = (channel.workspace_id, channel.id);
-        let quiet = quiet_reason(channel, due);
-        let outcome = if quiet.is_some() { "suppressed" } else { "fired" };
-        let mut tx = self.store.begin().await?;
-        let occurrence = NewOccurrence { channel: id, job, due_at: due, outcome, reason: quiet };
-        if !tx.record_occurrence(ws, &occurrence, now).await? {
-            return Ok(()); // another replica, or an earlier tick, has it
-        }
-        if quiet.is_some() {
-            tx.commit().await?;
-            tick.suppressed += 1;
-            return Ok(());
-        }
-        match jobs::build(&mut tx, channel, job, due, now).await? {
-            Some(posts) => {
-                let key = format!("{job}:{}:{}", id.0, due.timestamp());
-                for (n, post) in posts.into_iter().enumerate() {
-                    let (recipient, reply) = match post {
-                        Post::Channel(reply) => (channel.external_id.clone(), reply),
-                        Post::Private { recipient, reply } => (recipient, reply),
-                    };
-                    tx.enqueue_message(ws, Some(id), &recipient, &format!("{key}:{n}"), &reply, now).await?;
-                }
-                tick.fired += 1;
-            }
-            None => {
-                tx.set_occurrence_outcome(id, job, due, "suppressed", "nothing to say").await?;
-                tick.suppressed += 1;
-            }
-        }
-        tx.commit().await
-    }
-
-    /// Each open pledge's current stage: due today (the owner, privately), overdue (the owner),
-    /// broken after the channel's grace (the channel, and the pledge is marked broken). Only the
-    /// current stage fires, once; the broken stage is tried each day until a day that is not quiet.
-    async fn pledge_reminders(
-        &self,
-        channel: &ChannelRecord,
-        pledges: &[&PledgeRecord],
-        now: DateTime<Utc>,
-        tick: &mut Tick,
-    ) -> Result<(), StoreError> {
-        for pledge in pledges {
-            // Reminders come in the owner's morning when we know their zone, else the channel's.
-            let zone = pledge.owner_time_zone.unwrap_or(channel.time_zone);
-            let today = now.with_timezone(&zone).date_naive();
-            let overdue = (today - pledge.due_on).num_days();
-            let (stage, day) = match overdue {
-                0 => (jobs::PLEDGE_DUE, today),
-                d if d >= i64::from(channel.escalate_after_days) => (jobs::PLEDGE_BROKEN, today),
-                1.. => (jobs::PLEDGE_OVERDUE, pledge.due_on + chrono::Duration::days(1)),
-                _ => continue,
-            };
-            let Some(instant) = local_time(zone, day, self.settings.reminder_hour) else { continue };
-            if instant > now || (stage != jobs::PLEDGE_BROKEN && now - instant > self.settings.late_limit) {
-                continue;
-            }
-            let job = format!("{stage}:{}", pledge.number);
-            self.occur(channel, &job, instant, now, tick).await?;
+        let occurrence = NewOccurrence {
+            channel: channel.id,
+            job,
+            due_at: due,
+            outcome: "skipped",
+            reason: Some("more than six hours late"),
+        };
+        if tx.record_occurrence(channel.workspace_id, &occurrence, now).await? {
+            tick.skipped += 1;
         }
         Ok(())
     }
 }
 
-type FiringList = Arc<Vec<DateTime<Utc>>>;
-
-/// Firings in the window a tick looks at, computed once per (schedule, zone) per tick: channels
-/// mostly share the default schedule, and evaluating cron is the tick's main CPU cost.
-struct Firings {
-    window_start: DateTime<Utc>,
-    now: DateTime<Utc>,
-    known: std::sync::Mutex<HashMap<(String, Tz), FiringList>>,
+/// Each (schedule, zone, due instant) evaluated once per tick: channels mostly share the default
+/// schedule, and evaluating cron is a tick's main CPU cost.
+#[derive(Default)]
+struct Plans {
+    known: Mutex<HashMap<(String, Tz, DateTime<Utc>), (Due<DateTime<Utc>>, Option<DateTime<Utc>>)>>,
 }
 
-impl Firings {
-    fn new(now: DateTime<Utc>) -> Firings {
-        Firings { window_start: now - chrono::Duration::days(8), now, known: Default::default() }
-    }
-
-    /// The latest firing in (`since`, `until`].
-    fn last(&self, schedule: &Schedule, zone: Tz, since: DateTime<Utc>, until: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let key = (schedule.expression().to_string(), zone);
-        let cached = self.known.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
-        let firings = cached.unwrap_or_else(|| {
-            let all = Arc::new(firings_between(schedule, zone, self.window_start, self.now));
-            self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(key, all.clone());
-            all
-        });
-        firings.iter().rev().find(|at| **at > since && **at <= until).copied()
-    }
-}
-
-/// Adds one channel's tick to the total; a channel that failed is logged and retried next tick.
-fn add(total: &mut Tick, done: Option<Result<Result<Tick, StoreError>, tokio::task::JoinError>>) {
-    match done {
-        Some(Ok(Ok(tick))) => {
-            total.fired += tick.fired;
-            total.suppressed += tick.suppressed;
-            total.skipped += tick.skipped;
+impl Plans {
+    /// What a channel job due since `due_at` does now, and when it fires next.
+    fn get(
+        &self,
+        schedule: &Schedule,
+        zone: Tz,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> (Due<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let key = (schedule.expression().to_string(), zone, due_at);
+        if let Some(known) = self.known.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return *known;
         }
-        Some(Ok(Err(error))) => tracing::error!(%error, "a channel's tick failed; the next tick tries again"),
-        Some(Err(error)) => tracing::error!(%error, "a channel's tick panicked"),
-        None => {}
+        let plan = (firings::evaluate(schedule, zone, due_at, now), schedule.next_after(now, zone));
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(key, plan);
+        plan
     }
 }
 
@@ -296,32 +404,4 @@ fn quiet_reason(channel: &ChannelRecord, at: DateTime<Utc>) -> Option<&'static s
         return Some(if channel.quiet.holidays.contains(&day) { "holiday" } else { "quiet day" });
     }
     None
-}
-
-/// Every firing of `schedule` in (`since`, `until`], oldest first.
-fn firings_between(schedule: &Schedule, zone: Tz, since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-    let mut firings = Vec::new();
-    let mut at = since;
-    // Bounded: eight days of a minutely schedule is 11,520 firings.
-    while firings.len() < 20_000 {
-        match schedule.next_after(at, zone) {
-            Some(next) if next <= until => {
-                firings.push(next);
-                at = next;
-            }
-            _ => break,
-        }
-    }
-    firings
-}
-
-/// `hour`:00 local on `day`, the earlier instant when the clock repeats, skipped forward in a gap.
-fn local_time(zone: Tz, day: NaiveDate, hour: u32) -> Option<DateTime<Utc>> {
-    let naive = day.and_hms_opt(hour, 0, 0)?;
-    match zone.from_local_datetime(&naive) {
-        chrono::LocalResult::Single(at) | chrono::LocalResult::Ambiguous(at, _) => Some(at.with_timezone(&Utc)),
-        chrono::LocalResult::None => {
-            zone.from_local_datetime(&(naive + chrono::Duration::hours(1))).earliest().map(|at| at.with_timezone(&Utc))
-        }
-    }
 }

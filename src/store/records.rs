@@ -4,31 +4,48 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use super::{StoreError, from_millis};
+pub use crate::domain::event::{EventKind, EventRecord, NewEvent};
 use crate::domain::experiment::ExperimentStatus;
 use crate::domain::ids::{ExperimentRef, PledgeRef};
 use crate::domain::metric::Metric;
 use crate::domain::pledge::PledgeStatus;
 use crate::domain::schedule::{QuietDays, Schedule, parse_time_zone};
+use crate::message::Message;
 
-macro_rules! row_id {
-    ($($name:ident),+) => {$(
-        /// A database row id: internal, never shown to people (they see short ids).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub struct $name(pub i64);
-    )+};
+pub use crate::domain::ids::{ChannelId, ExperimentId, MemberId, OutboundId, PledgeId, WorkspaceId};
+
+/// Who a post goes to: a channel, or one member privately. Each platform turns it into its own
+/// address at delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Recipient {
+    Channel(ChannelId),
+    Member(MemberId),
 }
-row_id!(WorkspaceId, ChannelId, MemberId, ExperimentId, PledgeId, OutboundId);
+
+impl Recipient {
+    /// The stored key, also the pacing key: "channel:12", "member:7".
+    pub fn key(self) -> String {
+        match self {
+            Recipient::Channel(channel) => format!("channel:{}", channel.0),
+            Recipient::Member(member) => format!("member:{}", member.0),
+        }
+    }
+}
 
 /// A post the bot owes, as the sender sees it.
 #[derive(Debug, Clone)]
 pub struct OutboundMessage {
     pub id: OutboundId,
     pub workspace_id: WorkspaceId,
+    /// The platform the workspace is on; the sender hands the post to its delivery.
+    pub platform: String,
+    /// The channel the post belongs to (a private reminder belongs to its pledge's channel).
     pub channel_id: Option<ChannelId>,
-    /// The platform's channel or user id.
-    pub recipient: String,
+    pub recipient: Recipient,
+    /// The recipient's id on the platform (its channel or user id), looked up when claimed.
+    pub address: String,
     pub idempotency_key: String,
-    pub message: crate::commands::reply::Reply,
+    pub message: Message,
     /// Attempts so far, this one included once claimed.
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
@@ -38,8 +55,10 @@ pub struct OutboundMessage {
 pub(super) struct OutboxRow {
     id: i64,
     workspace_id: i64,
+    platform: String,
     channel_id: Option<i64>,
-    recipient: String,
+    member_id: Option<i64>,
+    address: String,
     idempotency_key: String,
     message: String,
     attempts: i32,
@@ -49,12 +68,19 @@ pub(super) struct OutboxRow {
 impl OutboxRow {
     pub(super) fn into_record(self) -> Result<OutboundMessage, StoreError> {
         let message = serde_json::from_str(&self.message)
-            .map_err(|e| StoreError::Corrupt(format!("outbound message {} is not a reply: {e}", self.id)))?;
+            .map_err(|e| StoreError::Corrupt(format!("outbound message {} is not a message: {e}", self.id)))?;
+        let recipient = match (self.member_id, self.channel_id) {
+            (Some(member), _) => Recipient::Member(MemberId(member)),
+            (None, Some(channel)) => Recipient::Channel(ChannelId(channel)),
+            (None, None) => return Err(StoreError::Corrupt(format!("outbound message {} has no recipient", self.id))),
+        };
         Ok(OutboundMessage {
             id: OutboundId(self.id),
             workspace_id: WorkspaceId(self.workspace_id),
+            platform: self.platform,
             channel_id: self.channel_id.map(ChannelId),
-            recipient: self.recipient,
+            recipient,
+            address: self.address,
             idempotency_key: self.idempotency_key,
             message,
             attempts: self.attempts.max(0) as u32,
@@ -77,7 +103,9 @@ pub struct OutboxReport {
 pub struct DeadPost {
     pub id: OutboundId,
     pub workspace_id: WorkspaceId,
-    pub recipient: String,
+    pub platform: String,
+    /// The recipient's id on the platform.
+    pub address: String,
     pub attempts: u32,
     pub last_error: String,
 }
@@ -229,6 +257,37 @@ impl ScheduledChannelRow {
     pub(super) fn into_record(self) -> Result<ScheduledChannel, StoreError> {
         let channel = self.channel.into_record(WorkspaceId(self.workspace_id))?;
         Ok(ScheduledChannel { channel, created_at: from_millis(self.created_at) })
+    }
+}
+
+/// A job whose next firing has come due, with its channel as it is now.
+#[derive(Debug, Clone)]
+pub struct DueFiring {
+    pub channel: ChannelRecord,
+    /// "checkin", "digest", "celebrations", or "pledge:<row id>".
+    pub job: String,
+    pub pledge: Option<PledgeId>,
+    pub due_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DueFiringRow {
+    job: String,
+    pledge_id: Option<i64>,
+    due_at: i64,
+    workspace_id: i64,
+    #[sqlx(flatten)]
+    channel: ChannelRow,
+}
+
+impl DueFiringRow {
+    pub(super) fn into_record(self) -> Result<DueFiring, StoreError> {
+        Ok(DueFiring {
+            channel: self.channel.into_record(WorkspaceId(self.workspace_id))?,
+            job: self.job,
+            pledge: self.pledge_id.map(PledgeId),
+            due_at: from_millis(self.due_at),
+        })
     }
 }
 
@@ -438,84 +497,22 @@ pub struct NewPledge<'a> {
     pub text: &'a str,
     pub due_on: NaiveDate,
     pub experiment: Option<ExperimentId>,
+    pub reminders: Reminders,
 }
 
-/// What happened, in the event log's words.
+/// What a pledge's reminders follow: the owner's time zone (the channel's until the owner's is
+/// known) and the days overdue before the channel hears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    ExperimentProposed,
-    ExperimentStarted,
-    ReadingRecorded,
-    ExperimentClosed,
-    ExperimentVoted,
-    PledgeMade,
-    PledgeKept,
-    PledgeExtended,
-    PledgeReleased,
-    PledgeBroken,
-    RulesSet,
-    ScheduleSet,
-    QuietDaysSet,
-    PauseSet,
+pub struct Reminders {
+    pub zone: Tz,
+    pub escalate_after_days: u32,
 }
 
-impl EventKind {
-    const ALL: [EventKind; 14] = [
-        EventKind::ExperimentProposed,
-        EventKind::ExperimentStarted,
-        EventKind::ReadingRecorded,
-        EventKind::ExperimentClosed,
-        EventKind::ExperimentVoted,
-        EventKind::PledgeMade,
-        EventKind::PledgeKept,
-        EventKind::PledgeExtended,
-        EventKind::PledgeReleased,
-        EventKind::PledgeBroken,
-        EventKind::RulesSet,
-        EventKind::ScheduleSet,
-        EventKind::QuietDaysSet,
-        EventKind::PauseSet,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::ExperimentProposed => "experiment.proposed",
-            EventKind::ExperimentStarted => "experiment.started",
-            EventKind::ReadingRecorded => "reading.recorded",
-            EventKind::ExperimentClosed => "experiment.closed",
-            EventKind::ExperimentVoted => "experiment.voted",
-            EventKind::PledgeMade => "pledge.made",
-            EventKind::PledgeKept => "pledge.kept",
-            EventKind::PledgeExtended => "pledge.extended",
-            EventKind::PledgeReleased => "pledge.released",
-            EventKind::PledgeBroken => "pledge.broken",
-            EventKind::RulesSet => "channel.rules_set",
-            EventKind::ScheduleSet => "channel.schedule_set",
-            EventKind::QuietDaysSet => "channel.quiet_days_set",
-            EventKind::PauseSet => "channel.pause_set",
-        }
+impl Reminders {
+    /// When a pledge due on `due_on` next needs a reminder after `after`.
+    pub fn next(&self, due_on: NaiveDate, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        crate::domain::firings::next_pledge_stage(due_on, self.zone, self.escalate_after_days, after).map(|(_, at)| at)
     }
-
-    pub fn from_stored(word: &str) -> Option<EventKind> {
-        Self::ALL.into_iter().find(|k| k.as_str() == word)
-    }
-}
-
-pub struct NewEvent<'a> {
-    pub channel: Option<ChannelId>,
-    pub actor: Option<MemberId>,
-    pub kind: EventKind,
-    pub subject: Option<String>,
-    pub data: &'a serde_json::Value,
-}
-
-#[derive(Debug, Clone)]
-pub struct EventRecord {
-    pub kind: EventKind,
-    pub subject: Option<String>,
-    pub actor: Option<MemberId>,
-    pub data: serde_json::Value,
-    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

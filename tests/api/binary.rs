@@ -123,7 +123,7 @@ async fn nudge_outbox_lists_dead_posts_with_their_reasons() {
     let now = crate::helpers::monday_morning();
     let mut tx = store.begin().await.unwrap();
     let ws = tx.ensure_workspace("slack", "T01", "Acme", now).await.unwrap();
-    let reply = nudge::commands::Reply::channel("Weekly check-in");
+    let reply = nudge::commands::Message::channel("Weekly check-in");
     tx.enqueue_message(ws, None, "C404", "checkin:C404", &reply, now).await.unwrap();
     tx.enqueue_message(ws, None, "C01", "checkin:C01", &reply, now).await.unwrap();
     let claimed = tx.claim_due_messages(now, chrono::Duration::seconds(1), 10).await.unwrap();

@@ -7,10 +7,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use nudge::commands::execute::execute_batch;
 use nudge::commands::queue::CommandQueue;
-use nudge::commands::reply::{ActionKind, Visibility};
-use nudge::commands::{Invocation, Reply, execute, parse};
+use nudge::commands::{Invocation, Message, execute, parse};
 use nudge::config::{Config, Defaults};
 use nudge::domain::ids::ExperimentRef;
+use nudge::message::{ActionKind, Visibility};
 use nudge::store::{RowCounts, Store, WorkspaceId};
 
 use crate::helpers::{monday_morning, on_both_backends};
@@ -60,7 +60,7 @@ impl Typist {
     }
 
     /// Types `/command text` and returns nudge's reply (a usage reply when it does not parse).
-    async fn says(&self, command: &str, text: &str) -> Reply {
+    async fn says(&self, command: &str, text: &str) -> Message {
         let invocation = self.invocation();
         match parse(command, text) {
             Ok(parsed) => execute(&self.store, &defaults(), &invocation, parsed).await.expect("no store error"),
@@ -77,7 +77,7 @@ impl Typist {
 const PROPOSAL: &str =
     "propose Shorter onboarding email | A 3-line welcome raises activation | activation 0.31 -> 0.36";
 
-fn all_text(reply: &Reply) -> String {
+fn all_text(reply: &Message) -> String {
     reply.plain_text()
 }
 

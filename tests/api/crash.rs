@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use nudge::commands::Reply;
+use nudge::commands::Message;
 
 use crate::binary::nudge_in;
 use crate::helpers::TestDb;
@@ -94,7 +94,7 @@ async fn a_crash_while_posting_loses_no_post_and_doubles_none() {
     let ws = tx.ensure_workspace("slack", "T01", "Acme", now).await.unwrap();
     for n in 0..POSTS {
         let channel = format!("C{:02}", n % CHANNELS);
-        let reply = Reply::channel(format!("post {n}"));
+        let reply = Message::channel(format!("post {n}"));
         tx.enqueue_message(ws, None, &channel, &format!("crash-{n}"), &reply, now).await.unwrap();
     }
     tx.commit().await.unwrap();

@@ -12,7 +12,7 @@ use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use nudge::clock::{Clock, ManualClock};
-use nudge::commands::Reply;
+use nudge::commands::Message;
 use nudge::config::Config;
 use nudge::outbox::{Sender, SenderSettings};
 use nudge::platforms::slack::Slack;
@@ -71,7 +71,7 @@ impl OutboxTest {
     async fn queue(&self, recipient: &str, key: &str, text: &str) -> bool {
         let mut tx = self.store.begin().await.unwrap();
         let queued =
-            tx.enqueue_message(self.ws, None, recipient, key, &Reply::channel(text), self.clock.now()).await.unwrap();
+            tx.enqueue_message(self.ws, None, recipient, key, &Message::channel(text), self.clock.now()).await.unwrap();
         tx.commit().await.unwrap();
         queued
     }

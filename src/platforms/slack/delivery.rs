@@ -9,7 +9,7 @@ use serde_json::json;
 use super::Slack;
 use super::api::{MessageMetadata, SlackApiError};
 use super::render;
-use crate::outbox::{Delivery, DeliveryError};
+use crate::outbox::{Delivery, DeliveryError, DeliveryFuture};
 use crate::store::{OutboundMessage, Store, WorkspaceId};
 
 /// The metadata event type nudge's posts carry.
@@ -60,29 +60,36 @@ fn delivery_error(error: SlackApiError) -> DeliveryError {
 }
 
 impl Delivery for SlackDelivery {
-    async fn deliver(&self, message: &OutboundMessage) -> Result<String, DeliveryError> {
+    fn deliver<'a>(&'a self, message: &'a OutboundMessage) -> DeliveryFuture<'a, String> {
+        Box::pin(self.post(message))
+    }
+
+    fn find_delivered<'a>(&'a self, message: &'a OutboundMessage) -> DeliveryFuture<'a, Option<String>> {
+        Box::pin(self.find(message))
+    }
+}
+
+impl SlackDelivery {
+    /// chat.postMessage to the channel, or to the member's id (Slack opens the direct conversation).
+    async fn post(&self, message: &OutboundMessage) -> Result<String, DeliveryError> {
         let token = self.token(message).await?;
         let body = render::message(&message.message);
         let metadata =
             MessageMetadata { event_type: OUTBOX_EVENT.into(), event_payload: json!({ "outbox_id": message.id.0 }) };
         self.slack
             .client
-            .post_message(&token, &message.recipient, &body, Some(&metadata))
+            .post_message(&token, &message.address, &body, Some(&metadata))
             .await
             .map(|posted| posted.ts)
             .map_err(delivery_error)
     }
 
-    async fn find_delivered(&self, message: &OutboundMessage) -> Result<Option<String>, DeliveryError> {
+    async fn find(&self, message: &OutboundMessage) -> Result<Option<String>, DeliveryError> {
         let token = self.token(message).await?;
         // A second before the row was made, so clock skew cannot hide the post.
         let oldest = format!("{}.000000", message.created_at.timestamp() - 1);
-        let history = self
-            .slack
-            .client
-            .channel_history(&token, &message.recipient, &oldest, 200)
-            .await
-            .map_err(delivery_error)?;
+        let history =
+            self.slack.client.channel_history(&token, &message.address, &oldest, 200).await.map_err(delivery_error)?;
         Ok(history
             .into_iter()
             .find(|posted| {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::oauth::BOT_SCOPES;
-use crate::http::AppState;
+use crate::platforms::Core;
 
 /// The three slash commands, each with its description and usage hint as Slack shows them.
 const COMMANDS: [(&str, &str, &str); 3] = [
@@ -63,8 +63,13 @@ pub fn manifest_for(base: &str) -> Value {
     })
 }
 
-pub async fn manifest(State(app): State<AppState>) -> Response {
-    match &app.config.public_url {
+/// The manifest's route, served whether or not Slack is configured: it is how the app is made.
+pub fn routes(core: &Core) -> axum::Router {
+    axum::Router::new().route("/slack/manifest", axum::routing::get(manifest)).with_state(core.clone())
+}
+
+async fn manifest(State(core): State<Core>) -> Response {
+    match &core.config.public_url {
         Some(url) => axum::Json(manifest_for(url.as_str())).into_response(),
         None => (
             StatusCode::CONFLICT,

@@ -3,6 +3,7 @@
 //! the neutral command core and back; nothing outside it knows Block Kit.
 
 pub mod api;
+pub mod config;
 pub mod delivery;
 pub mod manifest;
 pub mod oauth;
@@ -18,14 +19,40 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use url::Url;
 
-use crate::config::{Config, SlackInstall};
+use crate::config::Config;
 use crate::crypto::TokenCipher;
+use crate::platforms::{Core, Registration};
 use crate::store::{Store, StoreError, WorkspaceId};
 
-pub use routes::routes;
+pub use config::{SlackConfig, SlackInstall};
 
 /// The platform name stored with every Slack workspace.
 pub const PLATFORM: &str = "slack";
+
+/// Slack's line in the platform registry.
+pub const REGISTRATION: Registration = Registration {
+    name: PLATFORM,
+    title: "Slack",
+    settings: config::SETTINGS,
+    configure: config::configure,
+    setup_routes: manifest::routes,
+    unconfigured: config::unconfigured,
+};
+
+/// What every Slack handler reaches: the core and Slack's own state.
+#[derive(Clone)]
+pub struct SlackApp {
+    pub core: Core,
+    pub slack: Arc<Slack>,
+}
+
+impl std::ops::Deref for SlackApp {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
 
 /// Everything the Slack handlers share.
 pub struct Slack {
@@ -65,10 +92,8 @@ pub enum TokenError {
 }
 
 impl Slack {
-    /// Built when the configuration has Slack settings; `None` otherwise.
-    pub fn from_config(config: &Config) -> Option<Slack> {
-        let slack = config.slack.as_ref()?;
-        Some(Slack {
+    pub fn new(slack: &SlackConfig, config: &Config) -> Slack {
+        Slack {
             signing_secrets: slack.signing_secrets.clone(),
             install: slack.install.clone(),
             client: api::SlackClient::new(&slack.api_url),
@@ -76,7 +101,7 @@ impl Slack {
             public_url: config.public_url.clone(),
             workspaces: RwLock::new(HashMap::new()),
             profiles: Default::default(),
-        })
+        }
     }
 
     pub fn signing_secrets(&self) -> &[SecretString] {
@@ -131,26 +156,20 @@ impl Slack {
 
     /// Learns a member's time zone (their pledges' days follow it) and display name from
     /// users.info, once per member per process, after their command has been answered.
-    pub fn learn_profile(
-        self: &Arc<Self>,
-        tasks: &tokio_util::task::TaskTracker,
-        store: &Store,
-        ws: WorkspaceId,
-        team_id: &str,
-        user_id: &str,
-    ) {
+    pub fn learn_profile(self: &Arc<Self>, core: &Core, ws: WorkspaceId, team_id: &str, user_id: &str) {
         let key = (ws, user_id.to_string());
         if !self.profiles.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
             return;
         }
-        let (slack, store, team_id) = (self.clone(), store.clone(), team_id.to_string());
-        tasks.spawn(async move {
+        let (slack, store, clock, team_id) =
+            (self.clone(), core.store.clone(), core.clock.clone(), team_id.to_string());
+        core.tasks.spawn(async move {
             let learned = async {
                 let token = slack.token_for(&store, &team_id).await?;
                 let profile = slack.client.user_info(&token, &key.1).await?;
                 let mut tx = store.begin().await?;
-                let known =
-                    tx.set_member_profile(ws, &key.1, &profile.display_name, profile.time_zone.as_deref()).await?;
+                let (name, zone) = (&profile.display_name, profile.time_zone.as_deref());
+                let known = tx.set_member_profile(ws, &key.1, name, zone, clock.now()).await?;
                 tx.commit().await?;
                 Ok::<bool, anyhow::Error>(known)
             }

@@ -8,9 +8,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::Duration;
 use serde::Deserialize;
 
-use super::{PLATFORM, Slack};
-use crate::config::SlackInstall;
-use crate::http::AppState;
+use super::{PLATFORM, Slack, SlackApp, SlackInstall};
 
 /// Where Slack asks the installer for consent.
 pub const AUTHORIZE_URL: &str = "https://slack.com/oauth/v2/authorize";
@@ -49,8 +47,8 @@ fn redirect_uri(slack: &Slack) -> String {
     slack.public_url_for("/slack/oauth/callback")
 }
 
-pub async fn install(State(app): State<AppState>) -> Response {
-    let slack = app.slack.as_ref().expect("mounted with Slack");
+pub async fn install(State(app): State<SlackApp>) -> Response {
+    let slack = &app.slack;
     let SlackInstall::OAuth { client_id, .. } = &slack.install else {
         return page(
             StatusCode::NOT_FOUND,
@@ -95,8 +93,8 @@ pub struct Callback {
     error: Option<String>,
 }
 
-pub async fn callback(State(app): State<AppState>, Query(params): Query<Callback>) -> Response {
-    let slack = app.slack.as_ref().expect("mounted with Slack");
+pub async fn callback(State(app): State<SlackApp>, Query(params): Query<Callback>) -> Response {
+    let slack = &app.slack;
     let SlackInstall::OAuth { client_id, client_secret } = &slack.install else {
         return page(StatusCode::NOT_FOUND, "Nothing to install", "This nudge serves one Slack workspace.");
     };

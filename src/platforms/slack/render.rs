@@ -1,4 +1,4 @@
-//! Slack rendering: neutral [`Reply`]s → Block Kit (slash-command answers and posts), the buttons'
+//! Slack rendering: neutral [`Message`]s → Block Kit (slash-command answers and posts), the buttons'
 //! action ids and values and back, the modals nudge opens (`views.open` payloads), and modal
 //! submissions (`view_submission` state) → a [`Command`] or field errors keyed by block id.
 //!
@@ -6,23 +6,20 @@
 //! per message, 100 per modal, 3,000 characters per text) are kept in one place, and every piece of
 //! user text placed into mrkdwn is escaped here, so nobody can smuggle `<!channel>` or a link in.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use crate::commands::grammar::{
-    self, MAX_HYPOTHESIS_CHARS, MAX_LEARNING_CHARS, MAX_METRIC_NAME_CHARS, MAX_NOTE_CHARS, MAX_REASON_CHARS,
-    MAX_TITLE_CHARS, is_blank, trim,
-};
-use crate::commands::reply::{Action, ActionKind, ActionStyle, MetricRow, Reply, Section, Visibility};
-use crate::commands::{Command, ExperimentCommand, PledgeCommand, Proposal};
-use crate::domain::dates::{DueDate, parse_iso_date, quote};
-use crate::domain::experiment::Outcome;
+use crate::commands::Command;
+use crate::commands::form::{self, Answers};
+use crate::commands::grammar::{is_blank, trim};
 use crate::domain::ids::{ExperimentRef, PledgeRef};
-use crate::domain::metric::format_value;
+use crate::message::form::{Form, Input};
+use crate::message::{Action, ActionKind, ActionStyle, Message, MetricRow, Section, Visibility};
 
-/// Block id → message, for `{"response_action":"errors","errors":{…}}`.
-pub type FieldErrors = BTreeMap<String, String>;
+/// Block id → message, for `{"response_action":"errors","errors":{…}}`; block ids are the neutral
+/// forms' field names.
+pub use crate::commands::form::FieldErrors;
 
 /// Most blocks Slack accepts in one message.
 pub const MAX_MESSAGE_BLOCKS: usize = 50;
@@ -43,36 +40,17 @@ const MAX_HEADING: usize = 300;
 const MAX_LABEL: usize = 2000;
 const MAX_PLACEHOLDER: usize = 150;
 /// The key for an error that belongs to no field (an unknown form).
-pub const GENERAL_ERROR_KEY: &str = "_";
+pub const GENERAL_ERROR_KEY: &str = form::GENERAL;
 
 /// Every action id nudge puts on a button starts with this, so other apps' ids are never mistaken for ours.
 const ACTION_PREFIX: &str = "nudge";
-
-/// The block ids (each input's action id is the same word) of the modals' inputs, which
-/// [`read_submission`] reads back and keys its errors by.
-pub mod block_ids {
-    pub const TITLE: &str = "title";
-    pub const HYPOTHESIS: &str = "hypothesis";
-    pub const METRIC: &str = "metric";
-    pub const BASELINE: &str = "baseline";
-    pub const TARGET: &str = "target";
-    pub const REVIEW: &str = "review";
-    pub const OUTCOME: &str = "outcome";
-    pub const LEARNING: &str = "learning";
-    pub const VALUE: &str = "value";
-    pub const NOTE: &str = "note";
-    pub const DUE: &str = "due";
-    pub const REASON: &str = "reason";
-}
-
-use block_ids::*;
 
 // ---------------------------------------------------------------------------------------------
 // Messages
 
 /// The Block Kit blocks for a reply: its headline, then each section (text with fields, metric line,
 /// buttons), never more than Slack's 50; what does not fit is counted in a closing "…and N more".
-pub fn blocks(reply: &Reply) -> Vec<Value> {
+pub fn blocks(reply: &Message) -> Vec<Value> {
     let mut ids = ActionIds::default();
     // Sections with nothing to show render to no blocks and are not counted anywhere.
     let rendered: Vec<(&Section, Vec<Value>)> = reply
@@ -124,7 +102,7 @@ pub fn blocks(reply: &Reply) -> Vec<Value> {
 
 /// The HTTP answer to a slash command: private replies are ephemeral, channel replies are posted
 /// for everyone.
-pub fn command_response(reply: &Reply) -> Value {
+pub fn command_response(reply: &Message) -> Value {
     let response_type = match reply.visibility {
         Visibility::Private => "ephemeral",
         Visibility::Channel => "in_channel",
@@ -133,17 +111,17 @@ pub fn command_response(reply: &Reply) -> Value {
 }
 
 /// A `chat.postMessage` body (without the channel, which the sender adds).
-pub fn message(reply: &Reply) -> Value {
+pub fn message(reply: &Message) -> Value {
     json!({"text": plain_fallback(reply), "blocks": blocks(reply)})
 }
 
 /// The notification and fallback text: the headline, escaped and cut, never empty.
-fn plain_fallback(reply: &Reply) -> String {
+fn plain_fallback(reply: &Message) -> String {
     cut_mrkdwn(&escape(&fallback_text(reply)), MAX_TEXT)
 }
 
 /// The headline, or (if a reply has none) the first thing it says, so Slack always has a text.
-fn fallback_text(reply: &Reply) -> String {
+fn fallback_text(reply: &Message) -> String {
     if !is_blank(&reply.text) {
         return reply.text.trim().to_string();
     }
@@ -350,476 +328,84 @@ fn default_label(kind: ActionKind) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // Modals
 
-/// The form behind `/experiment propose` with no arguments.
-pub fn propose_modal(private_metadata: &str) -> Value {
-    let blocks = vec![
-        context("Think big, start small: one change, one metric that should move, and a day to look at the result."),
-        input(TITLE, "Title", text_element(TITLE, MAX_TITLE_CHARS, false, "Shorter signup form"), false, None),
-        input(
-            HYPOTHESIS,
-            "Hypothesis",
-            text_element(HYPOTHESIS, MAX_HYPOTHESIS_CHARS, true, "Fewer fields will get more people through signup"),
-            false,
-            Some("What you expect to happen, and why."),
-        ),
-        input(
-            METRIC,
-            "Metric",
-            text_element(METRIC, MAX_METRIC_NAME_CHARS, false, "activation rate"),
-            false,
-            Some("The one number that should move."),
-        ),
-        input(
-            BASELINE,
-            "Baseline",
-            text_element(BASELINE, 40, false, "31%"),
-            false,
-            Some("Where the metric is now, with its unit if it has one: 31%, $40, 450 ms."),
-        ),
-        input(TARGET, "Target", text_element(TARGET, 40, false, "40%"), false, Some("Where you hope it gets to.")),
-        input(
-            REVIEW,
-            "Review date",
-            datepicker(REVIEW, "Pick a day"),
-            true,
-            Some("When the team looks at the result; a few weeks out keeps it small."),
-        ),
-    ];
-    modal("propose".to_string(), "Propose an experiment", "Propose", private_metadata, blocks)
-}
-
-/// The form behind the close of an experiment: an outcome and what was learned.
-pub fn close_modal(experiment: ExperimentRef, title: &str, private_metadata: &str) -> Value {
-    let options: Vec<Value> = [
-        (Outcome::Won, "Won: it moved the metric"),
-        (Outcome::Lost, "Lost: it didn't, and now we know"),
-        (Outcome::Inconclusive, "Inconclusive: we can't tell"),
-    ]
-    .into_iter()
-    .map(|(outcome, text)| json!({"text": plain(text, MAX_BUTTON_TEXT), "value": outcome.as_str()}))
-    .collect();
-    let blocks = vec![
-        subject(&experiment.to_string(), title),
-        input(
-            OUTCOME,
-            "Outcome",
-            json!({"type": "radio_buttons", "action_id": OUTCOME, "options": options}),
-            false,
-            None,
-        ),
-        input(
-            LEARNING,
-            "What we learned",
-            text_element(LEARNING, MAX_LEARNING_CHARS, true, "People skip the tour whatever its length"),
-            false,
-            Some("Lost and inconclusive count too: the learning is what makes an experiment worth it."),
-        ),
-    ];
-    modal(format!("close:{experiment}"), &format!("Close {experiment}"), "Close it", private_metadata, blocks)
-}
-
-/// The form behind an "Update metric" button: where the metric is now, and an optional note.
-pub fn update_metric_modal(
-    experiment: ExperimentRef,
-    title: &str,
-    metric_name: &str,
-    unit: Option<&str>,
-    private_metadata: &str,
-) -> Value {
-    let unit = unit.map(str::trim).filter(|u| !u.is_empty());
-    let name = if is_blank(metric_name) { "The metric" } else { metric_name.trim() };
-    let label = match unit {
-        Some(unit) => format!("{name} now ({unit})"),
-        None => format!("{name} now"),
-    };
-    let example = format_value(34.0, unit);
-    let blocks = vec![
-        subject(&experiment.to_string(), title),
-        input(
-            VALUE,
-            &label,
-            text_element(VALUE, 40, false, &example),
-            false,
-            Some(&format!("A number, like {example}.")),
-        ),
-        input(
-            NOTE,
-            "Note",
-            text_element(NOTE, MAX_NOTE_CHARS, true, "What changed, or where the number comes from"),
-            true,
-            None,
-        ),
-    ];
-    modal(format!("update:{experiment}"), &format!("Update {experiment}"), "Save", private_metadata, blocks)
-}
-
-/// The form behind a pledge's "Extend" button: a new due date.
-pub fn extend_pledge_modal(pledge: PledgeRef, text: &str, private_metadata: &str) -> Value {
-    let blocks = vec![
-        subject(&pledge.to_string(), text),
-        input(
-            DUE,
-            "New due date",
-            datepicker(DUE, "Pick a day"),
-            false,
-            Some("Pick a day you can keep; moving a date in time keeps the promise."),
-        ),
-    ];
-    modal(format!("extend:{pledge}"), &format!("Extend {pledge}"), "Extend", private_metadata, blocks)
-}
-
-/// The form behind a pledge's "Release" button: why it is being let go.
-pub fn release_pledge_modal(pledge: PledgeRef, text: &str, private_metadata: &str) -> Value {
-    let blocks = vec![
-        subject(&pledge.to_string(), text),
-        context("Releasing a pledge honestly is not breaking it. A short reason keeps the team's trust."),
-        input(
-            REASON,
-            "Why are you releasing it?",
-            text_element(REASON, MAX_REASON_CHARS, true, "The launch moved to January"),
-            false,
-            None,
-        ),
-    ];
-    modal(format!("release:{pledge}"), &format!("Release {pledge}"), "Release", private_metadata, blocks)
-}
-
-fn modal(callback_id: String, title: &str, submit: &str, private_metadata: &str, blocks: Vec<Value>) -> Value {
+/// A neutral form as a Slack modal (`views.open` payload): its callback id names the form, each
+/// input's block id (and action id) is the field's name, and `private_metadata` rides along.
+pub fn modal(form: &Form, private_metadata: &str) -> Value {
+    let mut blocks = Vec::new();
+    if let Some(subject) = &form.subject {
+        blocks
+            .push(json!({"type": "section", "text": mrkdwn(cut_mrkdwn(&format!("*{}*", escape(subject)), MAX_TEXT))}));
+    }
+    if let Some(intro) = form.intro {
+        blocks.push(context(intro));
+    }
+    for field in &form.fields {
+        let element = match &field.input {
+            Input::Text { max_chars, multiline, placeholder } => json!({
+                "type": "plain_text_input",
+                "action_id": field.name,
+                "max_length": max_chars,
+                "multiline": multiline,
+                "placeholder": plain(placeholder, MAX_PLACEHOLDER),
+            }),
+            Input::Date { placeholder } => {
+                json!({"type": "datepicker", "action_id": field.name, "placeholder": plain(placeholder, MAX_PLACEHOLDER)})
+            }
+            Input::Choice(options) => {
+                let options: Vec<Value> = options
+                    .iter()
+                    .map(|(value, label)| json!({"text": plain(label, MAX_BUTTON_TEXT), "value": value}))
+                    .collect();
+                json!({"type": "radio_buttons", "action_id": field.name, "options": options})
+            }
+        };
+        let mut block = json!({
+            "type": "input",
+            "block_id": field.name,
+            "label": plain(&field.label, MAX_LABEL),
+            "element": element,
+            "optional": field.optional,
+        });
+        if let Some(hint) = &field.hint {
+            block["hint"] = plain(hint, MAX_LABEL);
+        }
+        blocks.push(block);
+    }
+    blocks.truncate(MAX_MODAL_BLOCKS);
     json!({
         "type": "modal",
-        "callback_id": callback_id,
-        "title": plain(title, MAX_MODAL_TITLE),
-        "submit": plain(submit, MAX_MODAL_TITLE),
+        "callback_id": form.kind.id(),
+        "title": plain(&form.title, MAX_MODAL_TITLE),
+        "submit": plain(form.submit, MAX_MODAL_TITLE),
         "close": plain("Cancel", MAX_MODAL_TITLE),
         "private_metadata": private_metadata,
         "blocks": blocks,
     })
 }
 
-/// What the form is about: `*E-3 · Shorter signup form*`.
-fn subject(id: &str, title: &str) -> Value {
-    let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
-    let text = if title.is_empty() { format!("*{id}*") } else { format!("*{id} · {}*", escape(&title)) };
-    json!({"type": "section", "text": mrkdwn(cut_mrkdwn(&text, MAX_TEXT))})
-}
-
-fn input(block_id: &str, label: &str, element: Value, optional: bool, hint: Option<&str>) -> Value {
-    let mut block = json!({
-        "type": "input",
-        "block_id": block_id,
-        "label": plain(label, MAX_LABEL),
-        "element": element,
-        "optional": optional,
-    });
-    if let Some(hint) = hint {
-        block["hint"] = plain(hint, MAX_LABEL);
-    }
-    block
-}
-
-fn text_element(action_id: &str, max_length: usize, multiline: bool, placeholder: &str) -> Value {
-    json!({
-        "type": "plain_text_input",
-        "action_id": action_id,
-        "max_length": max_length,
-        "multiline": multiline,
-        "placeholder": plain(placeholder, MAX_PLACEHOLDER),
-    })
-}
-
-fn datepicker(action_id: &str, placeholder: &str) -> Value {
-    json!({"type": "datepicker", "action_id": action_id, "placeholder": plain(placeholder, MAX_PLACEHOLDER)})
-}
-
-// ---------------------------------------------------------------------------------------------
-// Submissions
-
 /// Reads a submitted modal (`view.callback_id` and `view.state.values`) into the command it stands
-/// for. Every field is checked, and each problem is reported under its input's block id, so the
-/// person sees all of them at once next to the right fields. Numbers, dates, outcomes and lengths
-/// are checked by the same grammar the text commands use, so both ways in agree.
+/// for, through the one form reader every platform shares.
 pub fn read_submission(callback_id: &str, values: &Value) -> Result<Command, FieldErrors> {
-    let form = Form(values);
-    let parsed = match callback_id.split_once(':') {
-        None if callback_id == "propose" => Some(read_proposal(&form)),
-        Some(("close", id)) => id.parse().ok().map(|id| read_close(id, &form)),
-        Some(("update", id)) => id.parse().ok().map(|id| read_update(id, &form)),
-        Some(("extend", id)) => id.parse().ok().map(|id| read_extend(id, &form)),
-        Some(("release", id)) => id.parse().ok().map(|id| read_release(id, &form)),
-        _ => None,
-    };
-    parsed.unwrap_or_else(|| {
-        Err(errors([(GENERAL_ERROR_KEY, "This form is out of date; close it and run the command again.".to_string())]))
-    })
+    form::read(callback_id, &answers(values))
 }
 
-fn read_proposal(form: &Form) -> Result<Command, FieldErrors> {
-    let mut problems = Problems::default();
-    let title = problems.required_text(form, TITLE, "title", MAX_TITLE_CHARS, "give the experiment a short title");
-    let hypothesis = problems.required_text(
-        form,
-        HYPOTHESIS,
-        "hypothesis",
-        MAX_HYPOTHESIS_CHARS,
-        "say what you expect to happen and why",
-    );
-    let name = problems.required_text(
-        form,
-        METRIC,
-        "metric name",
-        MAX_METRIC_NAME_CHARS,
-        "name the metric that should move, like activation rate",
-    );
-    let baseline = problems.required_text(form, BASELINE, "baseline", 40, "give the baseline, where the metric is now");
-    let target = problems.required_text(form, TARGET, "target", 40, "give the target you hope to reach");
-    // The metric's three inputs become the grammar's `<metric> <baseline> -> <target>`, so the marks
-    // that separate those parts must not appear inside them.
-    let separators = |text: &str| text.contains('|') || text.contains("->") || text.contains('→');
-    if name.as_deref().is_some_and(separators) {
-        problems.add(METRIC, "keep | and -> out of the metric name");
-    }
-    for (block, typed, example) in [(BASELINE, &baseline, "31%"), (TARGET, &target, "40%")] {
-        let Some(typed) = typed else { continue };
-        if separators(typed) {
-            problems.add(block, format!("write just the number, like {example}"));
-            continue;
-        }
-        // "40% by fri" would be read as a review date, which has its own field here.
-        if block == TARGET && typed.split_whitespace().any(|w| w.eq_ignore_ascii_case("by")) {
-            problems.add(block, "write just the number, like 40%; the review date goes below");
-            continue;
-        }
-        match read_number(typed) {
-            Ok(_) => {}
-            Err(Unreadable::MoreThanANumber) => problems.add(
-                block,
-                format!(
-                    "{} is more than a number; longer units go in the metric name, like orders per week",
-                    quote(typed)
-                ),
-            ),
-            Err(Unreadable::Problem(problem)) => problems.add(block, problem),
-        }
-    }
-    let review =
-        form.text(REVIEW).and_then(|typed| calendar_date(&typed).map_err(|problem| problems.add(REVIEW, problem)).ok());
-
-    let mut metric = None;
-    if let (Some(name), Some(baseline), Some(target)) = (&name, &baseline, &target)
-        && ![METRIC, BASELINE, TARGET].iter().any(|block| problems.has(block))
-    {
-        // Title and hypothesis stand in as placeholders: they are checked above, and may contain a |.
-        match grammar::parse("experiment", &format!("propose t | h | {name} {baseline} -> {target}")) {
-            Ok(Command::Experiment(ExperimentCommand::Propose(proposal))) => metric = Some(proposal.metric),
-            Ok(_) => problems.add(METRIC, "check the metric, its baseline and its target"),
-            Err(error) => {
-                let (block, problem) = metric_problem(&error.problem);
-                problems.add(block, problem);
-            }
-        }
-    }
-
-    match (title, hypothesis, metric) {
-        (Some(title), Some(hypothesis), Some(metric)) if problems.is_empty() => {
-            Ok(Command::Experiment(ExperimentCommand::Propose(Proposal { title, hypothesis, metric, review })))
-        }
-        _ => Err(problems.0),
-    }
-}
-
-/// Which of the metric's inputs a grammar problem belongs to, and the problem as said next to it.
-fn metric_problem(problem: &str) -> (&'static str, String) {
-    // Next to the field, "the baseline" is implied: `"abc" is not a number; …` reads better.
-    let beside = |rest: &str| if rest.starts_with('"') { rest.to_string() } else { problem.to_string() };
-    if problem.starts_with("the baseline is in") {
-        (TARGET, problem.to_string())
-    } else if let Some(rest) = problem.strip_prefix("the baseline ") {
-        (BASELINE, beside(rest))
-    } else if problem.starts_with("the target equals") {
-        (TARGET, problem.to_string())
-    } else if let Some(rest) = problem.strip_prefix("the target ") {
-        (TARGET, beside(rest))
-    } else if problem.starts_with("after the target") {
-        (TARGET, "write just the number, like 40%".to_string())
-    } else if problem.contains("baseline before") {
-        (BASELINE, problem.to_string())
-    } else {
-        (METRIC, problem.to_string())
-    }
-}
-
-fn read_close(experiment: ExperimentRef, form: &Form) -> Result<Command, FieldErrors> {
-    let mut problems = Problems::default();
-    let outcome = form.text(OUTCOME).and_then(|word| Outcome::parse(&word));
-    if outcome.is_none() {
-        problems.add(OUTCOME, "pick an outcome: won, lost or inconclusive");
-    }
-    let learning = problems.required_text(
-        form,
-        LEARNING,
-        "learning",
-        MAX_LEARNING_CHARS,
-        "say what you learned; a learning is what makes a closed experiment count, whatever the outcome",
-    );
-    let (Some(outcome), Some(learning)) = (outcome, learning) else { return Err(problems.0) };
-    if !problems.is_empty() {
-        return Err(problems.0);
-    }
-    match grammar::parse("experiment", &format!("close {experiment} {} {learning}", outcome.as_str())) {
-        Ok(command @ Command::Experiment(ExperimentCommand::Close { .. })) => Ok(command),
-        Ok(_) => Err(errors([(LEARNING, "say what you learned".to_string())])),
-        Err(error) => Err(errors([(LEARNING, error.problem)])),
-    }
-}
-
-fn read_update(experiment: ExperimentRef, form: &Form) -> Result<Command, FieldErrors> {
-    let mut problems = Problems::default();
-    let mut value = None;
-    match form.text(VALUE) {
-        None => problems.add(VALUE, "give the metric's value now, like 34%"),
-        Some(typed) => match read_number(&typed) {
-            Ok(number) => value = Some(number),
-            Err(Unreadable::MoreThanANumber) => {
-                problems.add(VALUE, format!("{} is more than a number; put words in the note", quote(&typed)));
-            }
-            Err(Unreadable::Problem(problem)) => problems.add(VALUE, problem),
-        },
-    }
-    let mut note = None;
-    if let Some(typed) = form.text(NOTE) {
-        if let Some(problem) = too_long("note", &typed, MAX_NOTE_CHARS) {
-            problems.add(NOTE, problem);
-        } else {
-            // The value goes in with a unit so that a note starting with "%" stays as typed.
-            match grammar::parse("experiment", &format!("update {experiment} 0% {typed}")) {
-                Ok(Command::Experiment(ExperimentCommand::Update { note: read, .. })) => note = read,
-                Ok(_) => problems.add(NOTE, "keep the note to a few words"),
-                Err(error) => problems.add(NOTE, error.problem),
-            }
-        }
-    }
-    match value {
-        Some(value) if problems.is_empty() => {
-            Ok(Command::Experiment(ExperimentCommand::Update { experiment, value, note }))
-        }
-        _ => Err(problems.0),
-    }
-}
-
-/// Why a typed number could not be read.
-enum Unreadable {
-    /// A number followed by more than a unit ("34 after the change").
-    MoreThanANumber,
-    /// The grammar's problem, said as it reads next to the field: `"abc" is not a number; …`.
-    Problem(String),
-}
-
-/// Reads one number as `/experiment update` reads its value ("31%", "1,200", "$40", "450 ms").
-fn read_number(typed: &str) -> Result<f64, Unreadable> {
-    match grammar::parse("experiment", &format!("update E-1 {typed}")) {
-        // A unit word after the number is fine; anything more is not a number.
-        Ok(Command::Experiment(ExperimentCommand::Update { note: Some(extra), .. }))
-            if !extra.chars().all(char::is_alphabetic) =>
-        {
-            Err(Unreadable::MoreThanANumber)
-        }
-        Ok(Command::Experiment(ExperimentCommand::Update { value, .. })) => Ok(value),
-        Ok(_) => Err(Unreadable::MoreThanANumber),
-        // Next to the field, "the value" is implied.
-        Err(error) => {
-            Err(Unreadable::Problem(error.problem.strip_prefix("the value ").unwrap_or(&error.problem).to_string()))
-        }
-    }
-}
-
-fn read_extend(pledge: PledgeRef, form: &Form) -> Result<Command, FieldErrors> {
-    let Some(typed) = form.text(DUE) else {
-        return Err(errors([(DUE, "pick the new due date".to_string())]));
-    };
-    let date = calendar_date(&typed).map_err(|problem| errors([(DUE, problem)]))?;
-    match grammar::parse("pledge", &format!("extend {pledge} to {date}")) {
-        Ok(command @ Command::Pledge(PledgeCommand::Extend { .. })) => Ok(command),
-        Ok(_) => Err(errors([(DUE, "pick the new due date from the calendar".to_string())])),
-        Err(error) => Err(errors([(DUE, error.problem)])),
-    }
-}
-
-fn read_release(pledge: PledgeRef, form: &Form) -> Result<Command, FieldErrors> {
-    let reason = form.text(REASON).unwrap_or_default();
-    if let Some(problem) = too_long("reason", &reason, MAX_REASON_CHARS) {
-        return Err(errors([(REASON, problem)]));
-    }
-    match grammar::parse("pledge", &format!("release {pledge} {reason}")) {
-        Ok(command @ Command::Pledge(PledgeCommand::Release { .. })) => Ok(command),
-        Ok(_) => Err(errors([(REASON, "say why you are letting this pledge go".to_string())])),
-        Err(error) => Err(errors([(REASON, error.problem)])),
-    }
-}
-
-/// A datepicker's `YYYY-MM-DD` as a due date on that day.
-fn calendar_date(typed: &str) -> Result<DueDate, String> {
-    match parse_iso_date(typed) {
-        Ok(Some(date)) => Ok(DueDate::On(date)),
-        Ok(None) => Err(format!("{} is not a date; pick one from the calendar", quote(typed))),
-        Err(error) => Err(error.to_string()),
-    }
-}
-
-/// Problems found so far, at most one per field: the first is shown, and fixing it may fix the rest.
-#[derive(Default)]
-struct Problems(FieldErrors);
-
-impl Problems {
-    fn add(&mut self, block: &str, problem: impl Into<String>) {
-        self.0.entry(block.to_string()).or_insert_with(|| problem.into());
-    }
-
-    fn has(&self, block: &str) -> bool {
-        self.0.contains_key(block)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// A text field that must be filled in and be at most `max` characters.
-    fn required_text(&mut self, form: &Form, block: &str, what: &str, max: usize, missing: &str) -> Option<String> {
-        let Some(text) = form.text(block) else {
-            self.add(block, missing);
-            return None;
-        };
-        if let Some(problem) = too_long(what, &text, max) {
-            self.add(block, problem);
-        }
-        Some(text)
-    }
-}
-
-/// `view.state.values`: `{block_id: {action_id: {type, value | selected_date | selected_option}}}`.
-struct Form<'a>(&'a Value);
-
-impl Form<'_> {
-    /// What was entered in an input, trimmed; `None` when it is missing, null, empty or blank.
-    fn text(&self, block: &str) -> Option<String> {
-        let entries = self.0.get(block)?;
-        // Our action ids equal the block ids; the only entry is taken if an older form used another.
-        let state = entries.get(block).or_else(|| entries.as_object().filter(|o| o.len() == 1)?.values().next())?;
-        let text = state
-            .get("value")
-            .and_then(Value::as_str)
-            .or_else(|| state.get("selected_date").and_then(Value::as_str))
-            .or_else(|| state.get("selected_option")?.get("value")?.as_str())?;
-        (!is_blank(text)).then(|| trim(text).to_string())
-    }
-}
-
-fn too_long(what: &str, text: &str, max: usize) -> Option<String> {
-    let count = text.chars().count();
-    (count > max).then(|| format!("the {what} is {count} characters; keep it to {max}"))
-}
-
-fn errors<const N: usize>(pairs: [(&str, String); N]) -> FieldErrors {
-    pairs.into_iter().map(|(block, problem)| (block.to_string(), problem)).collect()
+/// `view.state.values` — `{block_id: {action_id: {type, value | selected_date | selected_option}}}`
+/// — as the answers by field name. Anything odd in it is simply not an answer.
+fn answers(values: &Value) -> Answers {
+    let Some(blocks) = values.as_object() else { return Answers::new() };
+    blocks
+        .iter()
+        .filter_map(|(block, entries)| {
+            // Our action ids equal the block ids; the only entry is taken if an older form used another.
+            let state = entries.get(block).or_else(|| entries.as_object().filter(|o| o.len() == 1)?.values().next())?;
+            let text = state
+                .get("value")
+                .and_then(Value::as_str)
+                .or_else(|| state.get("selected_date").and_then(Value::as_str))
+                .or_else(|| state.get("selected_option")?.get("value")?.as_str())?;
+            (!is_blank(text)).then(|| (block.clone(), trim(text).to_string()))
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -878,11 +464,9 @@ fn cut(text: &str, max: usize, escaped: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use chrono::NaiveDate;
-
     use super::*;
-    use crate::commands::reply::Field;
-    use crate::domain::metric::Metric;
+    use crate::message::Field;
+    use crate::message::form as forms;
 
     const E3: ExperimentRef = ExperimentRef(3);
     const P4: PledgeRef = PledgeRef(4);
@@ -951,7 +535,7 @@ mod tests {
 
     #[test]
     fn a_short_reply_shows_its_headline_then_each_sections_text_fields_metric_and_buttons() {
-        let reply = Reply::channel("E-3 is running").with_section(
+        let reply = Message::channel("E-3 is running").with_section(
             Section::heading("E-3 · Shorter signup form")
                 .with_body("Fewer fields get more people through")
                 .with_field("Status", "running")
@@ -983,7 +567,7 @@ mod tests {
     #[test]
     fn sections_are_divided_when_there_is_room() {
         let reply =
-            Reply::private("2 experiments").with_section(experiment_section(1)).with_section(experiment_section(2));
+            Message::private("2 experiments").with_section(experiment_section(1)).with_section(experiment_section(2));
         let blocks = blocks(&reply);
         assert_eq!(blocks.iter().filter(|b| b["type"] == "divider").count(), 1);
         assert_ne!(blocks.last().unwrap()["type"], "divider");
@@ -991,7 +575,7 @@ mod tests {
 
     #[test]
     fn a_reply_with_many_sections_stays_within_50_blocks_and_says_how_many_more() {
-        let mut reply = Reply::private("40 experiments in #growth");
+        let mut reply = Message::private("40 experiments in #growth");
         for n in 1..=40 {
             reply = reply.with_section(experiment_section(n));
         }
@@ -1009,8 +593,8 @@ mod tests {
 
     #[test]
     fn pledges_and_other_sections_cut_short_get_their_own_note() {
-        let mut pledges = Reply::private("Your open pledges");
-        let mut other = Reply::private("Settings");
+        let mut pledges = Message::private("Your open pledges");
+        let mut other = Message::private("Settings");
         for n in 1..=60 {
             pledges = pledges.with_section(Section::heading(format!("P-{n} · call five customers")).with_action(
                 "Done",
@@ -1034,7 +618,7 @@ mod tests {
         for n in 0..700 {
             section = section.with_field(format!("F{n}"), "x");
         }
-        let blocks = blocks(&Reply::private("big").with_section(section));
+        let blocks = blocks(&Message::private("big").with_section(section));
         assert!(blocks.len() <= MAX_MESSAGE_BLOCKS);
         assert_eq!(blocks[1]["text"]["text"], "*E-1 · everything*");
         assert!(blocks.iter().all(|b| b["fields"].as_array().is_none_or(|f| f.len() <= 10)));
@@ -1046,7 +630,7 @@ mod tests {
         for n in 0..23 {
             section = section.with_field(format!("Setting {n}"), "on");
         }
-        let blocks = blocks(&Reply::private("⚙️ nudge settings").with_section(section));
+        let blocks = blocks(&Message::private("⚙️ nudge settings").with_section(section));
         let counts: Vec<usize> = blocks[1..].iter().map(|b| b["fields"].as_array().map_or(0, Vec::len)).collect();
         assert_eq!(counts, vec![10, 10, 3]);
     }
@@ -1054,7 +638,7 @@ mod tests {
     #[test]
     fn long_text_is_cut_to_3000_characters_with_an_ellipsis() {
         let long = "🧪 tried ".repeat(2000);
-        let reply = Reply::channel(long.clone()).with_section(
+        let reply = Message::channel(long.clone()).with_section(
             Section::heading(long.clone())
                 .with_body(long.clone())
                 .with_field(long.clone(), long.clone())
@@ -1093,7 +677,7 @@ mod tests {
     #[test]
     fn a_channel_mention_or_a_link_in_user_text_comes_out_escaped() {
         let sneaky = "<!channel> see <https://evil.example|this> & `/experiment list`";
-        let reply = Reply::channel(sneaky).with_section(
+        let reply = Message::channel(sneaky).with_section(
             Section::heading(sneaky).with_body(sneaky).with_field(sneaky, sneaky).with_metric(MetricRow {
                 name: sneaky.into(),
                 now: Some(sneaky.into()),
@@ -1105,32 +689,34 @@ mod tests {
             assert!(!json.contains('<') && !json.contains('>'), "{json}");
             assert!(json.contains("&lt;!channel&gt; see &lt;https://evil.example|this&gt; &amp; `/experiment list`"));
         }
-        let modal = close_modal(E3, sneaky, "C1").to_string();
+        let modal = modal(&forms::close(E3, sneaky), "C1").to_string();
         assert!(!modal.contains("<!channel>") && modal.contains("&lt;!channel&gt;"), "{modal}");
     }
 
     #[test]
     fn command_response_is_ephemeral_or_in_channel_by_visibility_and_always_has_text() {
-        let private = command_response(&Reply::private("Only you can see this"));
+        let private = command_response(&Message::private("Only you can see this"));
         assert_eq!(private["response_type"], "ephemeral");
         assert_eq!(private["text"], "Only you can see this");
-        let channel = command_response(&Reply::channel("E-3 is running"));
+        let channel = command_response(&Message::channel("E-3 is running"));
         assert_eq!(channel["response_type"], "in_channel");
         assert_eq!(channel["text"], "E-3 is running");
-        for reply in
-            [Reply::private(""), Reply::channel("  \u{200B} "), Reply::private("").with_section(Section::default())]
-        {
+        for reply in [
+            Message::private(""),
+            Message::channel("  \u{200B} "),
+            Message::private("").with_section(Section::default()),
+        ] {
             let response = command_response(&reply);
             assert!(!response["text"].as_str().unwrap().trim().is_empty(), "{response}");
             assert!(!response["blocks"].as_array().unwrap().is_empty());
         }
-        let headed = command_response(&Reply::private("").with_section(Section::heading("P-4 · call Ana")));
+        let headed = command_response(&Message::private("").with_section(Section::heading("P-4 · call Ana")));
         assert_eq!(headed["text"], "P-4 · call Ana");
     }
 
     #[test]
     fn a_message_for_posting_has_text_and_blocks_but_no_response_type() {
-        let reply = Reply::channel("Monday check-in").with_section(experiment_section(3));
+        let reply = Message::channel("Monday check-in").with_section(experiment_section(3));
         let posted = message(&reply);
         assert!(posted.get("response_type").is_none());
         assert_eq!(posted["text"], "Monday check-in");
@@ -1145,7 +731,7 @@ mod tests {
         for kind in every_kind() {
             section = section.with_action("Go", kind, ActionStyle::Default);
         }
-        let blocks = blocks(&Reply::private("buttons").with_section(section));
+        let blocks = blocks(&Message::private("buttons").with_section(section));
         let buttons = buttons(&blocks);
         assert_eq!(buttons.len(), every_kind().len());
         for (button, kind) in buttons.iter().zip(every_kind()) {
@@ -1158,7 +744,7 @@ mod tests {
 
     #[test]
     fn a_check_in_with_many_experiments_has_a_distinct_action_id_on_every_button() {
-        let mut reply = Reply::channel("Monday check-in");
+        let mut reply = Message::channel("Monday check-in");
         for n in 1..=12 {
             reply = reply.with_section(experiment_section(n));
         }
@@ -1182,7 +768,7 @@ mod tests {
             section =
                 section.with_action(format!("Vote E-{n}"), ActionKind::Vote(ExperimentRef(n)), ActionStyle::Default);
         }
-        let blocks = blocks(&Reply::private("vote").with_section(section));
+        let blocks = blocks(&Message::private("vote").with_section(section));
         let sizes: Vec<usize> =
             blocks.iter().filter(|b| b["type"] == "actions").map(|b| b["elements"].as_array().unwrap().len()).collect();
         assert_eq!(sizes, vec![25, 5]);
@@ -1217,17 +803,20 @@ mod tests {
         let big_e = ExperimentRef(999_999_999_999);
         let big_p = PledgeRef(999_999_999_999);
         let long = "a very long title ".repeat(300);
-        vec![
-            propose_modal(metadata),
-            close_modal(E3, "Shorter signup form", metadata),
-            close_modal(big_e, &long, metadata),
-            update_metric_modal(E3, "Shorter signup form", "activation rate", Some("%"), metadata),
-            update_metric_modal(big_e, &long, &long, None, metadata),
-            extend_pledge_modal(P4, "call five customers", metadata),
-            extend_pledge_modal(big_p, &long, metadata),
-            release_pledge_modal(P4, "call five customers", metadata),
-            release_pledge_modal(big_p, "", metadata),
+        [
+            forms::propose(),
+            forms::close(E3, "Shorter signup form"),
+            forms::close(big_e, &long),
+            forms::update_metric(E3, "Shorter signup form", "activation rate", Some("%")),
+            forms::update_metric(big_e, &long, &long, None),
+            forms::extend_pledge(P4, "call five customers"),
+            forms::extend_pledge(big_p, &long),
+            forms::release_pledge(P4, "call five customers"),
+            forms::release_pledge(big_p, ""),
         ]
+        .iter()
+        .map(|form| modal(form, metadata))
+        .collect()
     }
 
     fn inputs(modal: &Value) -> Vec<Value> {
@@ -1260,11 +849,11 @@ mod tests {
     }
 
     #[test]
-    fn each_modal_asks_for_what_its_command_needs() {
+    fn each_form_becomes_the_modal_slack_shows() {
         let ids = |modal: &Value| -> Vec<String> {
             inputs(modal).iter().map(|b| b["block_id"].as_str().unwrap().to_string()).collect()
         };
-        let propose = propose_modal("C1");
+        let propose = modal(&forms::propose(), "C1");
         assert_eq!(propose["callback_id"], "propose");
         assert_eq!(ids(&propose), ["title", "hypothesis", "metric", "baseline", "target", "review"]);
         let review = &inputs(&propose)[5];
@@ -1275,28 +864,19 @@ mod tests {
         assert_eq!(inputs(&propose)[0]["element"]["max_length"], 120);
         assert_eq!(inputs(&propose)[1]["element"]["multiline"], true);
 
-        let close = close_modal(E3, "Shorter signup form", "C1");
+        let close = modal(&forms::close(E3, "Shorter signup form"), "C1");
         assert_eq!(close["callback_id"], "close:E-3");
-        assert_eq!(ids(&close), ["outcome", "learning"]);
         assert!(close.to_string().contains("Shorter signup form"));
         let outcome = &inputs(&close)[0];
         let options: Vec<&str> =
             outcome["element"]["options"].as_array().unwrap().iter().map(|o| o["value"].as_str().unwrap()).collect();
         assert_eq!(options, ["won", "lost", "inconclusive"]);
 
-        let update = update_metric_modal(E3, "Shorter signup form", "activation rate", Some("%"), "C1");
+        let update = modal(&forms::update_metric(E3, "Shorter signup form", "activation rate", Some("%")), "C1");
         assert_eq!(update["callback_id"], "update:E-3");
-        assert_eq!(ids(&update), ["value", "note"]);
         assert_eq!(inputs(&update)[0]["label"]["text"], "activation rate now (%)");
         assert_eq!(inputs(&update)[1]["optional"], true);
-
-        let extend = extend_pledge_modal(P4, "call five customers", "C1");
-        assert_eq!(extend["callback_id"], "extend:P-4");
-        assert_eq!(ids(&extend), ["due"]);
-
-        let release = release_pledge_modal(P4, "call five customers", "C1");
-        assert_eq!(release["callback_id"], "release:P-4");
-        assert_eq!(ids(&release), ["reason"]);
+        let release = modal(&forms::release_pledge(P4, "call five customers"), "C1");
         assert!(release.to_string().contains("not breaking it"));
     }
 
@@ -1319,171 +899,26 @@ mod tests {
         Value::Object(values)
     }
 
-    fn proposal_state(title: &str, baseline: &str, target: &str, review: Option<&str>) -> Value {
-        state(&[
-            ("title", "plain_text_input", Some(title)),
-            ("hypothesis", "plain_text_input", Some("Fewer fields | more people through")),
-            ("metric", "plain_text_input", Some("activation rate")),
-            ("baseline", "plain_text_input", Some(baseline)),
-            ("target", "plain_text_input", Some(target)),
-            ("review", "datepicker", review),
-        ])
-    }
-
-    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, d).unwrap()
-    }
-
-    fn problems(result: Result<Command, FieldErrors>) -> FieldErrors {
-        result.expect_err("expected field errors")
-    }
-
     #[test]
-    fn a_good_proposal_gives_the_exact_propose_command() {
-        let values = proposal_state("  Shorter signup | v2 ", "31%", "40%", Some("2026-12-01"));
-        assert_eq!(
-            read_submission("propose", &values),
-            Ok(Command::Experiment(ExperimentCommand::Propose(Proposal {
-                title: "Shorter signup | v2".into(),
-                hypothesis: "Fewer fields | more people through".into(),
-                metric: Metric::new("activation rate".into(), Some("%".into()), 31.0, 40.0).unwrap(),
-                review: Some(DueDate::On(date(2026, 12, 1))),
-            })))
-        );
-        let Ok(Command::Experiment(ExperimentCommand::Propose(proposal))) =
-            read_submission("propose", &proposal_state("Faster pages", "800 ms", "400ms", None))
-        else {
-            panic!("a proposal without a review date is fine");
-        };
-        assert_eq!(proposal.review, None);
-        assert_eq!(proposal.metric, Metric::new("activation rate".into(), Some("ms".into()), 800.0, 400.0).unwrap());
-    }
-
-    #[test]
-    fn a_bad_proposal_says_what_is_wrong_next_to_each_field() {
-        let errors = problems(read_submission("propose", &proposal_state(&"t".repeat(143), "abc", "", None)));
-        assert_eq!(errors["title"], "the title is 143 characters; keep it to 120");
-        assert!(errors["baseline"].starts_with("\"abc\" is not a number"), "{}", errors["baseline"]);
-        assert!(errors["target"].contains("target"), "{}", errors["target"]);
-        assert_eq!(errors.len(), 3);
-
-        let errors = problems(read_submission("propose", &proposal_state("T", "31%", "31%", Some("2026-02-30"))));
-        assert!(errors["target"].contains("the target equals the baseline"), "{errors:?}");
-        assert!(errors["review"].contains("not a real date"), "{errors:?}");
-
-        let errors = problems(read_submission("propose", &proposal_state("T", "31%", "40% by fri", None)));
-        assert!(errors["target"].contains("just the number"), "{errors:?}");
-        let errors = problems(read_submission("propose", &proposal_state("T", "3 -> 4", "40 days", None)));
-        assert!(errors["baseline"].contains("just the number"), "{errors:?}");
-        let errors = problems(read_submission("propose", &proposal_state("T", "31 days", "40 ms", None)));
-        assert!(errors["target"].contains("one unit for both"), "{errors:?}");
-    }
-
-    #[test]
-    fn a_close_submission_gives_the_close_command_or_asks_for_the_missing_part() {
-        let values = state(&[
-            ("outcome", "radio_buttons", Some("lost")),
-            ("learning", "plain_text_input", Some("People skip the tour\nwhatever its length")),
-        ]);
-        assert_eq!(
-            read_submission("close:E-3", &values),
-            Ok(Command::Experiment(ExperimentCommand::Close {
-                experiment: E3,
-                outcome: Outcome::Lost,
-                learning: "People skip the tour\nwhatever its length".into(),
-            }))
-        );
-        let select =
+    fn a_submission_is_read_from_each_kind_of_slack_input() {
+        let values =
             state(&[("outcome", "static_select", Some("won")), ("learning", "plain_text_input", Some("Shorter wins"))]);
         assert!(matches!(
-            read_submission("close:E-3", &select),
-            Ok(Command::Experiment(ExperimentCommand::Close { outcome: Outcome::Won, .. }))
-        ));
-        let errors = problems(read_submission(
-            "close:E-3",
-            &state(&[("outcome", "radio_buttons", None), ("learning", "plain_text_input", Some("   "))]),
-        ));
-        assert_eq!(errors["outcome"], "pick an outcome: won, lost or inconclusive");
-        assert!(errors["learning"].starts_with("say what you learned"));
-        let long = state(&[
-            ("outcome", "radio_buttons", Some("won")),
-            ("learning", "plain_text_input", Some(&"l".repeat(1001))),
-        ]);
-        assert_eq!(
-            problems(read_submission("close:E-3", &long))["learning"],
-            "the learning is 1001 characters; keep it to 1000"
-        );
-    }
-
-    #[test]
-    fn an_update_submission_reads_the_value_and_the_optional_note() {
-        let update = |value: Option<&str>, note: Option<&str>| {
-            read_submission(
-                "update:E-3",
-                &state(&[("value", "plain_text_input", value), ("note", "plain_text_input", note)]),
-            )
-        };
-        assert_eq!(
-            update(Some("34%"), Some("% after the email change")),
-            Ok(Command::Experiment(ExperimentCommand::Update {
-                experiment: E3,
-                value: 34.0,
-                note: Some("% after the email change".into()),
+            read_submission("close:E-3", &values),
+            Ok(Command::Experiment(crate::commands::ExperimentCommand::Close {
+                outcome: crate::domain::experiment::Outcome::Won,
+                ..
             }))
-        );
-        assert_eq!(
-            update(Some(" 1,200 "), None),
-            Ok(Command::Experiment(ExperimentCommand::Update { experiment: E3, value: 1200.0, note: None }))
-        );
-        assert!(matches!(
-            update(Some("450 ms"), None),
-            Ok(Command::Experiment(ExperimentCommand::Update { value: 450.0, note: None, .. }))
         ));
-        let errors = problems(update(Some("abc"), None));
-        assert!(errors["value"].starts_with("\"abc\" is not a number"), "{errors:?}");
-        assert!(problems(update(Some("34 after the change"), None))["value"].contains("put words in the note"));
-        assert!(problems(update(None, None))["value"].contains("give the metric's value"));
-        let errors = problems(update(Some("34"), Some(&"n".repeat(501))));
-        assert_eq!(errors["note"], "the note is 501 characters; keep it to 500");
-        assert_eq!(errors.len(), 1);
-    }
-
-    #[test]
-    fn an_extend_submission_gives_the_new_due_date() {
-        let values = state(&[("due", "datepicker", Some("2026-12-01"))]);
+        let picked = state(&[("due", "datepicker", Some("2026-12-01"))]);
+        assert!(matches!(read_submission("extend:P-4", &picked), Ok(Command::Pledge(_))));
+        let errors = read_submission("propose", &state(&[("title", "plain_text_input", Some(&"t".repeat(143)))]))
+            .expect_err("incomplete");
+        assert_eq!(errors["title"], "the title is 143 characters; keep it to 120");
         assert_eq!(
-            read_submission("extend:P-4", &values),
-            Ok(Command::Pledge(PledgeCommand::Extend { pledge: P4, due: DueDate::On(date(2026, 12, 1)) }))
+            read_submission("vote:E-3", &json!({})).unwrap_err().keys().collect::<Vec<_>>(),
+            [GENERAL_ERROR_KEY]
         );
-        assert!(
-            problems(read_submission("extend:P-4", &state(&[("due", "datepicker", None)])))["due"].contains("pick")
-        );
-        let bad = state(&[("due", "datepicker", Some("next week"))]);
-        assert!(problems(read_submission("extend:P-4", &bad))["due"].contains("pick one from the calendar"));
-    }
-
-    #[test]
-    fn a_release_submission_needs_an_honest_reason() {
-        let values = state(&[("reason", "plain_text_input", Some("The launch moved to January"))]);
-        assert_eq!(
-            read_submission("release:P-4", &values),
-            Ok(Command::Pledge(PledgeCommand::Release { pledge: P4, reason: "The launch moved to January".into() }))
-        );
-        let errors = problems(read_submission("release:P-4", &state(&[("reason", "plain_text_input", None)])));
-        assert!(errors["reason"].contains("say why you are releasing P-4"), "{errors:?}");
-        let long = state(&[("reason", "plain_text_input", Some(&"r".repeat(501)))]);
-        assert_eq!(
-            problems(read_submission("release:P-4", &long))["reason"],
-            "the reason is 501 characters; keep it to 500"
-        );
-    }
-
-    #[test]
-    fn an_unknown_form_gives_one_general_error() {
-        for callback_id in ["", "propose:E-3", "close", "close:P-3", "close:E-0", "vote:E-3", "update:", "🎉:E-3"] {
-            let errors = problems(read_submission(callback_id, &json!({})));
-            assert_eq!(errors.keys().collect::<Vec<_>>(), [GENERAL_ERROR_KEY], "{callback_id}");
-        }
     }
 
     #[test]
@@ -1502,7 +937,7 @@ mod tests {
         ];
         for callback_id in ["propose", "close:E-3", "update:E-3", "extend:P-4", "release:P-4"] {
             for values in &odd {
-                let errors = problems(read_submission(callback_id, values));
+                let errors = read_submission(callback_id, values).expect_err("never passes");
                 assert!(!errors.is_empty(), "{callback_id} {values}");
             }
         }
@@ -1529,16 +964,14 @@ mod tests {
             state(&borrowed)
         };
         let cases = [
-            (propose_modal("C1"), "Experiment"),
-            (close_modal(E3, "T", "C1"), "Close"),
-            (update_metric_modal(E3, "T", "activation", None, "C1"), "Update"),
-            (extend_pledge_modal(P4, "call Ana", "C1"), "Extend"),
-            (release_pledge_modal(P4, "call Ana", "C1"), "Release"),
+            (modal(&forms::propose(), "C1"), "Propose"),
+            (modal(&forms::close(E3, "T"), "C1"), "Close"),
+            (modal(&forms::update_metric(E3, "T", "activation", None), "C1"), "Update"),
+            (modal(&forms::extend_pledge(P4, "call Ana"), "C1"), "Extend"),
+            (modal(&forms::release_pledge(P4, "call Ana"), "C1"), "Release"),
         ];
         for (modal, expected) in cases {
             let callback_id = modal["callback_id"].as_str().unwrap();
-            // "12" is a fine title, hypothesis, number, learning, note and reason alike; the metric name
-            // is set apart so baseline and target differ.
             let mut values = fill(&modal, "12");
             if callback_id == "propose" {
                 values["metric"]["metric"]["value"] = json!("activation");
@@ -1556,6 +989,6 @@ mod tests {
         assert_eq!(field("", " "), None);
         let section =
             Section { fields: vec![Field { label: String::new(), value: String::new() }], ..Section::default() };
-        assert_eq!(blocks(&Reply::private("x").with_section(section)).len(), 1);
+        assert_eq!(blocks(&Message::private("x").with_section(section)).len(), 1);
     }
 }

@@ -19,35 +19,33 @@ use super::api::SlackApiError;
 use super::render::{self, FieldErrors};
 use super::verify::verify;
 use super::wire::{self, Event, EventEnvelope, Interaction, ModalOrigin, SlashCommand};
-use super::{PLATFORM, Slack, Standing, manifest, oauth};
+use super::{PLATFORM, Slack, SlackApp, Standing, oauth};
 use crate::commands::execute::{help_reply, usage_reply};
-use crate::commands::reply::{ActionKind, Reply, Visibility};
 use crate::commands::{Command, ExperimentCommand, HelpTopic, Invocation, PledgeCommand, grammar};
 use crate::domain::ids::{ExperimentRef, PledgeRef};
-use crate::http::AppState;
+use crate::http::HttpError;
+use crate::message::form as forms;
+use crate::message::{ActionKind, Message, Visibility};
+use crate::platforms::Core;
 use crate::store::{ExperimentRecord, PledgeRecord, StoreError, WorkspaceId};
 
-/// The Slack routes: the manifest always (it is how a newcomer creates the app), the rest when a
-/// signing secret is configured.
-pub fn routes(slack_configured: bool) -> Router<AppState> {
-    let router = Router::new().route("/slack/manifest", get(manifest::manifest));
-    if !slack_configured {
-        return router;
-    }
-    router
+/// Slack's endpoints once a signing secret is configured (the manifest is served either way).
+pub fn routes(core: Core, slack: Arc<Slack>) -> Router {
+    Router::new()
         .route("/slack/commands", post(commands))
         .route("/slack/interactions", post(interactions))
         .route("/slack/events", post(events))
         .route("/slack/install", get(oauth::install))
         .route("/slack/oauth/callback", get(oauth::callback))
+        .with_state(SlackApp { core, slack })
 }
 
-fn slack(app: &AppState) -> &Arc<Slack> {
-    app.slack.as_ref().expect("Slack routes are mounted only when Slack is configured")
+fn slack(app: &SlackApp) -> &Arc<Slack> {
+    &app.slack
 }
 
 /// Whether the request carries a valid Slack signature; callers answer 401 and nothing else when not.
-fn verified(app: &AppState, headers: &HeaderMap, body: &[u8]) -> bool {
+fn verified(app: &SlackApp, headers: &HeaderMap, body: &[u8]) -> bool {
     let now = app.clock.now().timestamp();
     match verify(headers, body, slack(app).signing_secrets(), now) {
         Ok(()) => true,
@@ -58,8 +56,8 @@ fn verified(app: &AppState, headers: &HeaderMap, body: &[u8]) -> bool {
     }
 }
 
-fn bad_request(what: &str) -> Response {
-    (StatusCode::BAD_REQUEST, format!("not a Slack {what}\n")).into_response()
+fn bad_request(what: &'static str) -> Response {
+    HttpError::BadRequest(what).into_response()
 }
 
 fn json(value: serde_json::Value) -> Response {
@@ -80,7 +78,7 @@ fn help_response(topic: HelpTopic) -> Response {
 
 /// A private answer to a slash command.
 fn private(text: impl Into<String>) -> Response {
-    json(render::command_response(&Reply::private(text)))
+    json(render::command_response(&Message::private(text)))
 }
 
 const SOMETHING_WENT_WRONG: &str =
@@ -88,7 +86,7 @@ const SOMETHING_WENT_WRONG: &str =
 
 /// The workspace a verified request's team belongs to, or what to tell the person instead (the
 /// install link, or an apology that has been logged).
-async fn workspace_for(app: &AppState, team_id: &str, team_name: &str) -> Result<WorkspaceId, String> {
+async fn workspace_for(app: &SlackApp, team_id: &str, team_name: &str) -> Result<WorkspaceId, String> {
     let slack = slack(app);
     match slack.standing(&app.store, team_id, team_name, app.clock.now()).await {
         Ok(Standing::Ready(ws)) => Ok(ws),
@@ -106,12 +104,12 @@ fn not_installed(slack: &Slack) -> String {
 
 // ----- slash commands ---------------------------------------------------------------------------
 
-async fn commands(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn commands(State(app): State<SlackApp>, headers: HeaderMap, body: Bytes) -> Response {
     if !verified(&app, &headers, &body) {
-        return StatusCode::UNAUTHORIZED.into_response();
+        return HttpError::Unauthorized.into_response();
     }
     let Ok(form) = serde_urlencoded::from_bytes::<SlashCommand>(&body) else {
-        return bad_request("slash command");
+        return bad_request("a Slack slash command");
     };
     let text = wire::unescape(&form.text);
     if let Some(request) = modal_request(&form.command, &text) {
@@ -138,11 +136,12 @@ async fn commands(State(app): State<AppState>, headers: HeaderMap, body: Bytes) 
         member_name: form.user_name,
         now: app.clock.now(),
     };
-    let span = tracing::info_span!("command", workspace = ws.0, channel = %invocation.channel_id);
+    let span =
+        tracing::info_span!("command", workspace = ws.0, channel = %invocation.channel_id, command = %form.command);
     let user_id = invocation.member_id.clone();
     match app.commands.execute(invocation, command).instrument(span).await {
         Ok(reply) => {
-            slack.learn_profile(&app.tasks, &app.store, ws, &form.team_id, &user_id);
+            slack.learn_profile(&app.core, ws, &form.team_id, &user_id);
             json(render::command_response(&reply))
         }
         Err(error) => {
@@ -173,7 +172,7 @@ fn modal_request(command_name: &str, text: &str) -> Option<ModalRequest> {
     }
 }
 
-async fn open_modal_for_command(app: AppState, form: SlashCommand, request: ModalRequest) -> Response {
+async fn open_modal_for_command(app: SlackApp, form: SlashCommand, request: ModalRequest) -> Response {
     let Some(trigger_id) = form.trigger_id.clone() else {
         return private("Slack sent no trigger id, so the form cannot open; type the whole command instead.");
     };
@@ -184,9 +183,9 @@ async fn open_modal_for_command(app: AppState, form: SlashCommand, request: Moda
     let origin = ModalOrigin { channel_id: form.channel_id.clone(), channel_name: form.channel_name.clone() };
     let metadata = serde_json::to_string(&origin).unwrap_or_default();
     let view = match request {
-        ModalRequest::Propose => render::propose_modal(&metadata),
+        ModalRequest::Propose => render::modal(&forms::propose(), &metadata),
         ModalRequest::Close(id) => match load_experiment(&app, ws, id).await {
-            Ok(Some(experiment)) => render::close_modal(id, &experiment.title, &metadata),
+            Ok(Some(experiment)) => render::modal(&forms::close(id, &experiment.title), &metadata),
             Ok(None) => {
                 return private(format!(
                     "There is no {id} in this workspace. `/experiment list all` shows every experiment."
@@ -205,16 +204,16 @@ async fn open_modal_for_command(app: AppState, form: SlashCommand, request: Moda
 
 /// One experiment, read for a form (outside any command).
 async fn load_experiment(
-    app: &AppState,
+    app: &SlackApp,
     ws: WorkspaceId,
     id: ExperimentRef,
 ) -> Result<Option<ExperimentRecord>, StoreError> {
-    let mut tx = app.store.begin().await?;
+    let mut tx = app.store.read().await?;
     tx.experiment(ws, id).await
 }
 
-async fn load_pledge(app: &AppState, ws: WorkspaceId, id: PledgeRef) -> Result<Option<PledgeRecord>, StoreError> {
-    let mut tx = app.store.begin().await?;
+async fn load_pledge(app: &SlackApp, ws: WorkspaceId, id: PledgeRef) -> Result<Option<PledgeRecord>, StoreError> {
+    let mut tx = app.store.read().await?;
     tx.pledge(ws, id).await
 }
 
@@ -222,7 +221,7 @@ async fn load_pledge(app: &AppState, ws: WorkspaceId, id: PledgeRef) -> Result<O
 /// When Slack will not open the form (busy, rate limited), the person hears so through the
 /// command's or button's response URL rather than seeing nothing happen.
 fn spawn_open_view(
-    app: AppState,
+    app: SlackApp,
     team_id: String,
     trigger_id: String,
     view: serde_json::Value,
@@ -246,7 +245,7 @@ fn spawn_open_view(
             ),
             None => "Slack did not open the form; try again, or type the whole command.".to_string(),
         };
-        let mut message = render::message(&Reply::private(text));
+        let mut message = render::message(&Message::private(text));
         message["response_type"] = json!("ephemeral");
         message["replace_original"] = json!(false);
         if let Err(error) = slack.client.post_to_response_url(&response_url, &message).await {
@@ -257,18 +256,18 @@ fn spawn_open_view(
 
 // ----- interactivity ----------------------------------------------------------------------------
 
-async fn interactions(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn interactions(State(app): State<SlackApp>, headers: HeaderMap, body: Bytes) -> Response {
     if !verified(&app, &headers, &body) {
-        return StatusCode::UNAUTHORIZED.into_response();
+        return HttpError::Unauthorized.into_response();
     }
     let Ok(form) = serde_urlencoded::from_bytes::<wire::InteractionForm>(&body) else {
-        return bad_request("interaction");
+        return bad_request("a Slack interaction");
     };
     let interaction = match serde_json::from_str::<Interaction>(&form.payload) {
         Ok(interaction) => interaction,
         Err(error) => {
             tracing::info!(%error, "unreadable Slack interaction payload");
-            return bad_request("interaction payload");
+            return bad_request("a Slack interaction payload");
         }
     };
     match interaction {
@@ -278,7 +277,7 @@ async fn interactions(State(app): State<AppState>, headers: HeaderMap, body: Byt
     }
 }
 
-async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
+async fn block_actions(app: SlackApp, payload: wire::BlockActions) -> Response {
     let Some(team_id) = wire::team_of(payload.team.as_ref(), &payload.user) else {
         return StatusCode::OK.into_response();
     };
@@ -302,19 +301,20 @@ async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
         ActionKind::PledgeDone(id) => Command::Pledge(PledgeCommand::Done { pledge: id, note: None }),
         ActionKind::UpdateMetric(id) => {
             if let Ok(Some(e)) = load_experiment(&app, ws, id).await {
-                let view =
-                    render::update_metric_modal(id, &e.title, &e.metric.name, e.metric.unit.as_deref(), &metadata);
+                let form = forms::update_metric(id, &e.title, &e.metric.name, e.metric.unit.as_deref());
+                let view = render::modal(&form, &metadata);
                 spawn_open_view(app, team_id, payload.trigger_id, view, payload.response_url);
             }
             return StatusCode::OK.into_response();
         }
         ActionKind::PledgeExtend(id) | ActionKind::PledgeRelease(id) => {
             if let Ok(Some(pledge)) = load_pledge(&app, ws, id).await {
-                let view = if matches!(kind, ActionKind::PledgeExtend(_)) {
-                    render::extend_pledge_modal(id, &pledge.text, &metadata)
+                let form = if matches!(kind, ActionKind::PledgeExtend(_)) {
+                    forms::extend_pledge(id, &pledge.text)
                 } else {
-                    render::release_pledge_modal(id, &pledge.text, &metadata)
+                    forms::release_pledge(id, &pledge.text)
                 };
+                let view = render::modal(&form, &metadata);
                 spawn_open_view(app, team_id, payload.trigger_id, view, payload.response_url);
             }
             return StatusCode::OK.into_response();
@@ -345,7 +345,7 @@ async fn block_actions(app: AppState, payload: wire::BlockActions) -> Response {
 
 /// Calls Slack with the team's bot token after the request has been answered; a failure (no
 /// token, or Slack's refusal) is logged as "could not {what}".
-fn with_token_after_answer<F, Call>(app: &AppState, team_id: String, what: &'static str, call: F)
+fn with_token_after_answer<F, Call>(app: &SlackApp, team_id: String, what: &'static str, call: F)
 where
     F: FnOnce(Arc<Slack>, SecretString) -> Call + Send + 'static,
     Call: Future<Output = Result<(), SlackApiError>> + Send,
@@ -362,14 +362,40 @@ where
     });
 }
 
-/// Runs a command from a button or a form; a failure is logged and answered with an apology.
-async fn run(app: &AppState, invocation: Invocation, command: Command, what: &str) -> Reply {
-    match app.commands.execute(invocation, command).await {
+/// Runs a command from a button or a form, in a span naming where it came from; a failure is
+/// logged and answered with an apology.
+async fn run(app: &SlackApp, invocation: Invocation, command: Command, what: &str) -> Message {
+    let span = tracing::info_span!(
+        "command",
+        workspace = invocation.workspace.0,
+        channel = %invocation.channel_id,
+        command = command_name(&command),
+        from = what,
+    );
+    match app.commands.execute(invocation, command).instrument(span).await {
         Ok(reply) => reply,
         Err(error) => {
             tracing::error!(%error, "{what} failed");
-            Reply::private(SOMETHING_WENT_WRONG)
+            Message::private(SOMETHING_WENT_WRONG)
         }
+    }
+}
+
+/// The command as logs name it: its family and subcommand, never its text.
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Help(_) => "help",
+        Command::Experiment(ExperimentCommand::Propose(_)) => "experiment propose",
+        Command::Experiment(ExperimentCommand::Start(_)) => "experiment start",
+        Command::Experiment(ExperimentCommand::Update { .. }) => "experiment update",
+        Command::Experiment(ExperimentCommand::Close { .. }) => "experiment close",
+        Command::Experiment(ExperimentCommand::Vote(_)) => "experiment vote",
+        Command::Experiment(_) => "experiment",
+        Command::Pledge(PledgeCommand::Done { .. }) => "pledge done",
+        Command::Pledge(PledgeCommand::Extend { .. }) => "pledge extend",
+        Command::Pledge(PledgeCommand::Release { .. }) => "pledge release",
+        Command::Pledge(_) => "pledge",
+        Command::Nudge(_) => "nudge",
     }
 }
 
@@ -380,7 +406,7 @@ fn response_type(visibility: Visibility) -> &'static str {
     }
 }
 
-async fn view_submission(app: AppState, payload: wire::ViewSubmission) -> Response {
+async fn view_submission(app: SlackApp, payload: wire::ViewSubmission) -> Response {
     let command = match render::read_submission(&payload.view.callback_id, &payload.view.state.values) {
         Ok(command) => command,
         Err(errors) => return field_errors(errors),
@@ -424,15 +450,15 @@ fn field_errors(errors: FieldErrors) -> Response {
 
 // ----- events -----------------------------------------------------------------------------------
 
-async fn events(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn events(State(app): State<SlackApp>, headers: HeaderMap, body: Bytes) -> Response {
     if !verified(&app, &headers, &body) {
-        return StatusCode::UNAUTHORIZED.into_response();
+        return HttpError::Unauthorized.into_response();
     }
     let envelope = match serde_json::from_slice::<EventEnvelope>(&body) {
         Ok(envelope) => envelope,
         Err(error) => {
             tracing::info!(%error, "unreadable Slack event");
-            return bad_request("event");
+            return bad_request("a Slack event");
         }
     };
     let callback = match envelope {
@@ -451,10 +477,10 @@ async fn events(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
     match first_time {
         Ok(true) => {}
         Ok(false) => return StatusCode::OK.into_response(),
+        // A 500 makes Slack retry later, which is what we want when the database hiccups.
         Err(error) => {
-            // A 500 makes Slack retry later, which is what we want when the database hiccups.
-            tracing::error!(%error, "cannot record a Slack event");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            return HttpError::Internal(anyhow::Error::new(error).context("cannot record a Slack event"))
+                .into_response();
         }
     }
     if let Event::AppMention { user, channel, .. } = callback.event {

@@ -6,8 +6,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
-use super::reply::{Reply, Section};
-use crate::store::{EventKind, EventRecord};
+use super::event::{EventKind, EventRecord};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Digest {
@@ -72,37 +71,6 @@ impl Digest {
     pub fn learnings(&self) -> usize {
         self.won + self.lost + self.inconclusive
     }
-
-    pub fn reply(&self, channel_name: &str) -> Reply {
-        let learnings = self.learnings();
-        let headline = if learnings > 0 {
-            format!(
-                "📊 This week in #{channel_name}: {learnings} learning{} logged",
-                if learnings == 1 { "" } else { "s" }
-            )
-        } else {
-            format!("📊 This week in #{channel_name}")
-        };
-        let streak = match self.learning_streak_weeks {
-            0 => "no learning logged lately; close an experiment with what you learned to start one".to_string(),
-            1 => "1 week with a learning".to_string(),
-            n => format!("{n} weeks in a row with a learning"),
-        };
-        let section = Section::heading("Scoreboard")
-            .with_field("Experiments proposed", self.proposed.to_string())
-            .with_field("Experiments started", self.started.to_string())
-            .with_field("Readings recorded", self.readings.to_string())
-            .with_field("Closed", format!("{} won, {} lost, {} inconclusive", self.won, self.lost, self.inconclusive))
-            .with_field(
-                "Pledges",
-                format!(
-                    "{} made, {} kept, {} released, {} broken",
-                    self.pledges_made, self.pledges_kept, self.pledges_released, self.pledges_broken
-                ),
-            )
-            .with_field("Streak", streak);
-        Reply::channel(headline).with_section(section)
-    }
 }
 
 /// The Monday that starts the week of `day`.
@@ -131,7 +99,6 @@ mod tests {
         let digest = Digest::compute(&events, now, chrono_tz::UTC);
         assert_eq!((digest.proposed, digest.lost, digest.pledges_kept), (1, 1, 1));
         assert_eq!(digest.learnings(), 1);
-        assert!(digest.reply("growth").text.contains("1 learning logged"));
     }
 
     #[test]

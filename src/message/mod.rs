@@ -1,5 +1,9 @@
-//! The neutral message model: what nudge says, with no platform's markup. Each platform module
-//! renders it (Block Kit, Adaptive Cards, markdown); the outbox stores it as JSON.
+//! The neutral message model: what nudge says, with no platform's markup: a headline, sections with
+//! fields, metric rows and one-click actions, and the forms nudge asks people to fill in. Each
+//! platform renders it (Block Kit, Adaptive Cards, markdown); the outbox stores it as JSON.
+
+pub mod build;
+pub mod form;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +21,7 @@ pub enum Visibility {
 
 /// A message: a headline that doubles as the plain-text fallback, then sections.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reply {
+pub struct Message {
     pub visibility: Visibility,
     /// One or two sentences; shown first and used wherever rich content is unavailable.
     pub text: String,
@@ -103,16 +107,16 @@ pub enum ActionStyle {
     Danger,
 }
 
-impl Reply {
-    pub fn private(text: impl Into<String>) -> Reply {
-        Reply { visibility: Visibility::Private, text: text.into(), sections: Vec::new() }
+impl Message {
+    pub fn private(text: impl Into<String>) -> Message {
+        Message { visibility: Visibility::Private, text: text.into(), sections: Vec::new() }
     }
 
-    pub fn channel(text: impl Into<String>) -> Reply {
-        Reply { visibility: Visibility::Channel, text: text.into(), sections: Vec::new() }
+    pub fn channel(text: impl Into<String>) -> Message {
+        Message { visibility: Visibility::Channel, text: text.into(), sections: Vec::new() }
     }
 
-    pub fn with_section(mut self, section: Section) -> Reply {
+    pub fn with_section(mut self, section: Section) -> Message {
         self.sections.push(section);
         self
     }
@@ -175,7 +179,7 @@ mod tests {
 
     #[test]
     fn a_reply_survives_the_round_trip_through_the_outbox_json() {
-        let reply = Reply::channel("E-3 is running").with_section(
+        let reply = Message::channel("E-3 is running").with_section(
             Section::heading("Shorter onboarding email")
                 .with_metric(MetricRow {
                     name: "activation".into(),
@@ -189,12 +193,12 @@ mod tests {
         );
         let json = serde_json::to_string(&reply).unwrap();
         assert!(json.contains(r#""action":"update_metric","id":"E-3""#), "{json}");
-        assert_eq!(serde_json::from_str::<Reply>(&json).unwrap(), reply);
+        assert_eq!(serde_json::from_str::<Message>(&json).unwrap(), reply);
     }
 
     #[test]
     fn plain_text_carries_every_part_of_the_message() {
-        let reply = Reply::private("Your pledges").with_section(
+        let reply = Message::private("Your pledges").with_section(
             Section::heading("P-4 call five customers").with_field("Due", "Fri 27 Nov").with_body("kept early"),
         );
         let text = reply.plain_text();

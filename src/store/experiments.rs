@@ -1,0 +1,416 @@
+//! Experiments, their readings and votes, and the learnings they leave.
+
+use super::*;
+
+/// The workspace's next `E-n`, as a statement (SQLite; Postgres does it inside one statement).
+macro_rules! allocate_experiment_number {
+    ($c:expr, $ws:expr) => {
+        sqlx::query_scalar::<_, i64>(
+            "UPDATE workspaces SET next_experiment_no = next_experiment_no + 1 WHERE id = $1 \
+             RETURNING next_experiment_no - 1",
+        )
+        .bind($ws.0)
+        .fetch_one(&mut *$c)
+        .await?
+    };
+}
+
+/// The proposal's event, as a statement of its own (SQLite).
+macro_rules! log_proposal {
+    ($c:expr, $ws:expr, $channel:expr, $owner:expr, $number:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO events (workspace_id, channel_id, actor_id, kind, subject, data, at) \
+             VALUES ($1, $2, $3, 'experiment.proposed', $4, '{}', $5)",
+        )
+        .bind($ws.0)
+        .bind($channel)
+        .bind($owner)
+        .bind(ExperimentRef($number).to_string())
+        .bind(to_millis($now))
+        .execute(&mut *$c)
+        .await?
+    };
+}
+
+impl Tx {
+    // ----- experiments --------------------------------------------------------------------------
+
+    /// Inserts a proposed experiment under the workspace's next `E-n` and logs its proposal, both in
+    /// this transaction, so a rolled-back proposal leaves no gap and a committed number is never
+    /// handed out again. On Postgres counter, row and event are one statement: the counter row stays
+    /// locked until commit, so every round trip saved is time other proposals do not wait.
+    pub async fn insert_experiment(
+        &mut self,
+        ws: WorkspaceId,
+        new: &NewExperiment<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<ExperimentRecord, StoreError> {
+        const PG_INSERT: &str = "WITH allocated AS (UPDATE workspaces SET next_experiment_no = next_experiment_no + 1 \
+             WHERE id = $1 RETURNING next_experiment_no - 1 AS number), \
+             inserted AS (INSERT INTO experiments (workspace_id, number, channel_id, owner_id, title, hypothesis, \
+             metric_name, metric_unit, baseline, target, status, review_on, created_at) \
+             SELECT $1, number, $2, $3, $4, $5, $6, $7, $8, $9, 'proposed', $10, $11 FROM allocated RETURNING id, number), \
+             logged AS (INSERT INTO events (workspace_id, channel_id, actor_id, kind, subject, data, at) \
+             SELECT $1, $2, $3, 'experiment.proposed', 'E-' || number, '{}', $11 FROM inserted) \
+             SELECT id, number FROM inserted";
+        let (id, number): (i64, i64) = on_conn!(write self, |c, pg| {
+            let number = if pg { None } else { Some(allocate_experiment_number!(c, ws)) };
+            let query = sqlx::query_as(if pg { PG_INSERT } else { SQLITE_INSERT })
+                .bind(ws.0)
+                .bind(new.channel.0)
+                .bind(new.owner.id.0)
+                .bind(new.title)
+                .bind(new.hypothesis)
+                .bind(&new.metric.name)
+                .bind(new.metric.unit.as_deref())
+                .bind(new.metric.baseline)
+                .bind(new.metric.target)
+                .bind(new.review_on.map(day_text))
+                .bind(to_millis(now));
+            let query = match number {
+                Some(number) => query.bind(number),
+                None => query,
+            };
+            let row: (i64, i64) = query.fetch_one(&mut *c).await?;
+            if !pg {
+                log_proposal!(c, ws, new.channel.0, new.owner.id.0, row.1, now);
+            }
+            row
+        });
+        Ok(proposed(
+            ExperimentId(id),
+            ExperimentRef(number),
+            new.channel,
+            new.owner.id,
+            &new.owner.external_id,
+            &new.owner.display_name,
+            new,
+            now,
+        ))
+    }
+
+    /// The whole proposal by the channel's and member's platform ids, for a proposal that needs
+    /// nothing read first (no review date to resolve in anyone's time zone). `None` when the channel
+    /// or the member is not known yet: then nothing was written. A changed display name is stored too.
+    /// On Postgres this is one statement, so it is atomic even in [`Store::autocommit`].
+    pub async fn propose_by_platform_ids(
+        &mut self,
+        ws: WorkspaceId,
+        channel_external_id: &str,
+        member: (&str, &str),
+        new: &NewExperiment<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ExperimentRecord>, StoreError> {
+        const PG_PROPOSE: &str = "WITH ch AS (SELECT id FROM channels WHERE workspace_id = $1 AND external_id = $2), \
+             mem AS (SELECT id, display_name FROM members WHERE workspace_id = $1 AND external_id = $3), \
+             renamed AS (UPDATE members SET display_name = $4 WHERE id = (SELECT id FROM mem) \
+             AND display_name <> $4 AND $4 <> ''), \
+             allocated AS (UPDATE workspaces SET next_experiment_no = next_experiment_no + 1 \
+             WHERE id = $1 AND EXISTS (SELECT 1 FROM ch) AND EXISTS (SELECT 1 FROM mem) \
+             RETURNING next_experiment_no - 1 AS number), \
+             inserted AS (INSERT INTO experiments (workspace_id, number, channel_id, owner_id, title, hypothesis, \
+             metric_name, metric_unit, baseline, target, status, review_on, created_at) \
+             SELECT $1, a.number, ch.id, mem.id, $5, $6, $7, $8, $9, $10, 'proposed', NULL, $11 \
+             FROM allocated a, ch, mem RETURNING id, number, channel_id, owner_id), \
+             logged AS (INSERT INTO events (workspace_id, channel_id, actor_id, kind, subject, data, at) \
+             SELECT $1, channel_id, owner_id, 'experiment.proposed', 'E-' || number, '{}', $11 FROM inserted) \
+             SELECT i.id, i.number, i.channel_id, i.owner_id, mem.display_name FROM inserted i, mem";
+        let (member_external_id, member_name) = member;
+        let row: Option<(i64, i64, i64, i64, String)> = on_conn!(write self, |c, pg| {
+            if pg {
+                sqlx::query_as(PG_PROPOSE)
+                    .bind(ws.0)
+                    .bind(channel_external_id)
+                    .bind(member_external_id)
+                    .bind(member_name)
+                    .bind(new.title)
+                    .bind(new.hypothesis)
+                    .bind(&new.metric.name)
+                    .bind(new.metric.unit.as_deref())
+                    .bind(new.metric.baseline)
+                    .bind(new.metric.target)
+                    .bind(to_millis(now))
+                    .fetch_optional(&mut *c)
+                    .await?
+            } else {
+                let ids: Option<(i64, i64, String)> = sqlx::query_as(
+                    "SELECT c.id, m.id, m.display_name FROM channels c JOIN members m ON m.workspace_id = c.workspace_id \
+                     WHERE c.workspace_id = $1 AND c.external_id = $2 AND m.external_id = $3",
+                )
+                .bind(ws.0)
+                .bind(channel_external_id)
+                .bind(member_external_id)
+                .fetch_optional(&mut *c)
+                .await?;
+                match ids {
+                    None => None,
+                    Some((channel, owner, stored_name)) => {
+                        if !member_name.is_empty() && member_name != stored_name {
+                            sqlx::query("UPDATE members SET display_name = $2 WHERE id = $1")
+                                .bind(owner)
+                                .bind(member_name)
+                                .execute(&mut *c)
+                                .await?;
+                        }
+                        let number = allocate_experiment_number!(c, ws);
+                        let (id, number): (i64, i64) = sqlx::query_as(SQLITE_INSERT)
+                            .bind(ws.0)
+                            .bind(channel)
+                            .bind(owner)
+                            .bind(new.title)
+                            .bind(new.hypothesis)
+                            .bind(&new.metric.name)
+                            .bind(new.metric.unit.as_deref())
+                            .bind(new.metric.baseline)
+                            .bind(new.metric.target)
+                            .bind(None::<String>)
+                            .bind(to_millis(now))
+                            .bind(number)
+                            .fetch_one(&mut *c)
+                            .await?;
+                        log_proposal!(c, ws, channel, owner, number, now);
+                        Some((id, number, channel, owner, stored_name))
+                    }
+                }
+            }
+        });
+        Ok(row.map(|(id, number, channel, owner, stored_name)| {
+            let name = if member_name.is_empty() { stored_name.as_str() } else { member_name };
+            proposed(
+                ExperimentId(id),
+                ExperimentRef(number),
+                ChannelId(channel),
+                MemberId(owner),
+                member_external_id,
+                name,
+                new,
+                now,
+            )
+        }))
+    }
+
+    pub async fn experiment(
+        &mut self,
+        ws: WorkspaceId,
+        id: ExperimentRef,
+    ) -> Result<Option<ExperimentRecord>, StoreError> {
+        let row: Option<ExperimentRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(cached_sql!("SELECT ", EXPERIMENT_COLUMNS, " WHERE e.workspace_id = $1 AND e.number = $2"))
+                .bind(ws.0)
+                .bind(id.0)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        row.map(ExperimentRow::into_record).transpose()
+    }
+
+    /// The channel's experiments with the given statuses, newest first; `limit` keeps replies short.
+    pub async fn experiments_in_channel(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+        statuses: &[ExperimentStatus],
+        limit: i64,
+    ) -> Result<Vec<ExperimentRecord>, StoreError> {
+        let words: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let list = words.join(",");
+        // Status words are matched inside a comma list, so one prepared statement serves any filter.
+        let rows: Vec<ExperimentRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(cached_sql!(
+                "SELECT ",
+                EXPERIMENT_COLUMNS,
+                " WHERE e.workspace_id = $1 AND e.channel_id = $2 AND (',' || $3 || ',') LIKE ('%,' || e.status || ',%') \
+                 ORDER BY e.number DESC LIMIT $4"
+            ))
+            .bind(ws.0)
+            .bind(channel.0)
+            .bind(&list)
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        rows.into_iter().map(ExperimentRow::into_record).collect()
+    }
+
+    /// Moves an experiment from `from` to `to` only if it is still in `from`, so two people racing to
+    /// start or close it cannot both succeed. Returns whether it moved.
+    pub async fn transition_experiment(
+        &mut self,
+        ws: WorkspaceId,
+        experiment: ExperimentId,
+        from: ExperimentStatus,
+        to: ExperimentStatus,
+        learning: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let started_at = (to == ExperimentStatus::Running).then_some(to_millis(now));
+        let closed_at = to.is_closed().then_some(to_millis(now));
+        let result = on_conn!(write self, |c, pg| {
+            sqlx::query(
+                "UPDATE experiments SET status = $4, started_at = COALESCE($5, started_at), \
+                 closed_at = COALESCE($6, closed_at), learning = COALESCE($7, learning) \
+                 WHERE workspace_id = $1 AND id = $2 AND status = $3",
+            )
+            .bind(ws.0)
+            .bind(experiment.0)
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .bind(started_at)
+            .bind(closed_at)
+            .bind(learning)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(result == 1)
+    }
+
+    pub async fn insert_reading(
+        &mut self,
+        ws: WorkspaceId,
+        experiment: ExperimentId,
+        value: f64,
+        note: Option<&str>,
+        recorded_by: Option<MemberId>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let source = if recorded_by.is_some() { "member" } else { "api" };
+        on_conn!(write self, |c, pg| {
+            sqlx::query(
+                "INSERT INTO readings (workspace_id, experiment_id, value, note, recorded_by, source, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(ws.0)
+            .bind(experiment.0)
+            .bind(value)
+            .bind(note)
+            .bind(recorded_by.map(|m| m.0))
+            .bind(source)
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// An experiment's readings, oldest first.
+    pub async fn readings(
+        &mut self,
+        ws: WorkspaceId,
+        experiment: ExperimentId,
+    ) -> Result<Vec<ReadingRecord>, StoreError> {
+        let rows: Vec<(f64, Option<String>, i64)> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT value, note, recorded_at FROM readings WHERE workspace_id = $1 AND experiment_id = $2 \
+                 ORDER BY id",
+            )
+            .bind(ws.0)
+            .bind(experiment.0)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(value, note, at)| ReadingRecord { value, note, recorded_at: from_millis(at) })
+            .collect())
+    }
+
+    /// Records a member's vote; false when they had already voted for it.
+    pub async fn add_vote(
+        &mut self,
+        ws: WorkspaceId,
+        experiment: ExperimentId,
+        member: MemberId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let inserted = on_conn!(write self, |c, pg| {
+            sqlx::query(
+                "INSERT INTO votes (workspace_id, experiment_id, member_id, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (experiment_id, member_id) DO NOTHING",
+            )
+            .bind(ws.0)
+            .bind(experiment.0)
+            .bind(member.0)
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    /// Closed experiments with a learning, newest first, optionally containing `words`
+    /// (case-insensitive, in the title, hypothesis or learning).
+    pub async fn learnings(
+        &mut self,
+        ws: WorkspaceId,
+        words: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ExperimentRecord>, StoreError> {
+        let pattern = words.map(|w| format!("%{}%", escape_like(&w.to_lowercase())));
+        let rows: Vec<ExperimentRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(cached_sql!(
+                "SELECT ",
+                EXPERIMENT_COLUMNS,
+                " WHERE e.workspace_id = $1 AND e.learning IS NOT NULL AND ($2 IS NULL \
+                 OR LOWER(e.learning || ' ' || e.title || ' ' || e.hypothesis) LIKE $2 ESCAPE '\\') \
+                 ORDER BY e.closed_at DESC, e.number DESC LIMIT $3"
+            ))
+            .bind(ws.0)
+            .bind(pattern.as_deref())
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        rows.into_iter().map(ExperimentRow::into_record).collect()
+    }
+}
+
+/// Escapes `%`, `_` and the escape character itself, so a search word matches literally.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+const SQLITE_INSERT: &str = "INSERT INTO experiments (workspace_id, number, channel_id, owner_id, title, \
+     hypothesis, metric_name, metric_unit, baseline, target, status, review_on, created_at) \
+     VALUES ($1, $12, $2, $3, $4, $5, $6, $7, $8, $9, 'proposed', $10, $11) RETURNING id, number";
+
+/// The record of an experiment just proposed, from what was inserted.
+#[allow(clippy::too_many_arguments)]
+fn proposed(
+    id: ExperimentId,
+    number: ExperimentRef,
+    channel_id: ChannelId,
+    owner_id: MemberId,
+    owner_external_id: &str,
+    owner_name: &str,
+    new: &NewExperiment<'_>,
+    now: DateTime<Utc>,
+) -> ExperimentRecord {
+    ExperimentRecord {
+        id,
+        number,
+        channel_id,
+        owner_id,
+        owner_external_id: owner_external_id.to_string(),
+        owner_name: owner_name.to_string(),
+        title: new.title.to_string(),
+        hypothesis: new.hypothesis.to_string(),
+        metric: new.metric.clone(),
+        status: ExperimentStatus::Proposed,
+        review_on: new.review_on,
+        learning: None,
+        created_at: from_millis(to_millis(now)),
+        started_at: None,
+        closed_at: None,
+        votes: 0,
+        latest: None,
+    }
+}
