@@ -153,8 +153,8 @@ pub async fn execute(
     }
 }
 
-/// A read command in a read-only transaction. A channel or member nudge has not seen yet is not
-/// created by a read: the command sees the channel's defaults and an empty history.
+/// A read command in a read-only transaction. The first command in a channel, or from a member,
+/// registers them (the channel gets its check-ins from then on), so that one runs as a write.
 pub async fn read(
     store: &Store,
     defaults: &Defaults,
@@ -162,17 +162,11 @@ pub async fn read(
     command: Command,
 ) -> Result<Message, StoreError> {
     let mut tx = store.read().await?;
-    let (channel, member) = tx.channel_and_member(inv.workspace, &inv.channel_id, &inv.member_id).await?;
-    let channel = match channel {
-        Some(channel) => channel,
-        None => unseen_channel(defaults, inv),
+    let (Some(channel), Some(member)) = tx.channel_and_member(inv.workspace, &inv.channel_id, &inv.member_id).await?
+    else {
+        drop(tx);
+        return write_one(store, defaults, inv, command).await;
     };
-    let member = member.unwrap_or_else(|| MemberRecord {
-        id: MemberId(0),
-        external_id: inv.member_id.clone(),
-        display_name: inv.member_name.clone(),
-        time_zone: None,
-    });
     let ctx = Context { ws: inv.workspace, channel, member, now: inv.now, defaults };
     let reply = run_command(&mut tx, &ctx, command).await;
     // A read has nothing to keep; ending it explicitly returns the connection at once.
@@ -180,23 +174,6 @@ pub async fn read(
     match reply {
         Ok(reply) | Err(Failure::User(reply)) => Ok(reply),
         Err(Failure::Store(error)) => Err(error),
-    }
-}
-
-/// A channel as a read sees it before anyone has written in it: the defaults, and no rows (id 0
-/// matches none).
-fn unseen_channel(defaults: &Defaults, inv: &Invocation) -> ChannelRecord {
-    ChannelRecord {
-        id: ChannelId(0),
-        workspace_id: inv.workspace,
-        external_id: inv.channel_id.clone(),
-        name: inv.channel_name.clone(),
-        schedule: defaults.checkin.clone(),
-        time_zone: defaults.time_zone,
-        quiet: QuietDays::default(),
-        paused_until: None,
-        rules: String::new(),
-        escalate_after_days: defaults.escalate_after_days,
     }
 }
 

@@ -51,7 +51,7 @@ impl ChannelJob {
     }
 
     /// The schedule the job follows; the check-in follows the channel's own.
-    pub fn schedule<'a>(self, checkin: &'a Schedule) -> &'a Schedule {
+    pub fn schedule(self, checkin: &Schedule) -> &Schedule {
         match self {
             ChannelJob::CheckIn => checkin,
             ChannelJob::Digest => &DIGEST_SCHEDULE,

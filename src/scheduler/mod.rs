@@ -372,18 +372,18 @@ impl Scheduler {
 /// schedule, and evaluating cron is a tick's main CPU cost.
 #[derive(Default)]
 struct Plans {
-    known: Mutex<HashMap<(String, Tz, DateTime<Utc>), (Due<DateTime<Utc>>, Option<DateTime<Utc>>)>>,
+    known: Mutex<HashMap<PlanKey, Plan>>,
 }
+
+/// A schedule's expression, the zone it is read in, and the instant its job came due.
+type PlanKey = (String, Tz, DateTime<Utc>);
+
+/// What a due channel job does now, and when it fires next.
+type Plan = (Due<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 impl Plans {
     /// What a channel job due since `due_at` does now, and when it fires next.
-    fn get(
-        &self,
-        schedule: &Schedule,
-        zone: Tz,
-        due_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> (Due<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    fn get(&self, schedule: &Schedule, zone: Tz, due_at: DateTime<Utc>, now: DateTime<Utc>) -> Plan {
         let key = (schedule.expression().to_string(), zone, due_at);
         if let Some(known) = self.known.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return *known;

@@ -123,11 +123,14 @@ async fn nudge_outbox_lists_dead_posts_with_their_reasons() {
     let now = crate::helpers::monday_morning();
     let mut tx = store.begin().await.unwrap();
     let ws = tx.ensure_workspace("slack", "T01", "Acme", now).await.unwrap();
-    let reply = nudge::commands::Message::channel("Weekly check-in");
-    tx.enqueue_message(ws, None, "C404", "checkin:C404", &reply, now).await.unwrap();
-    tx.enqueue_message(ws, None, "C01", "checkin:C01", &reply, now).await.unwrap();
+    let reply = nudge::message::Message::channel("Weekly check-in");
+    for channel in ["C404", "C01"] {
+        let id = crate::helpers::channel_in(&mut tx, ws, channel).await;
+        let to = nudge::store::Recipient::Channel(id);
+        tx.enqueue_message(ws, id, to, &format!("checkin:{channel}"), &reply, now).await.unwrap();
+    }
     let claimed = tx.claim_due_messages(now, chrono::Duration::seconds(1), 10).await.unwrap();
-    let dead = claimed.iter().find(|m| m.recipient == "C404").unwrap();
+    let dead = claimed.iter().find(|m| m.address == "C404").unwrap();
     tx.message_failed(dead.id, "Slack chat.postMessage failed: channel_not_found", None).await.unwrap();
     tx.commit().await.unwrap();
     store.close().await;
@@ -137,5 +140,5 @@ async fn nudge_outbox_lists_dead_posts_with_their_reasons() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("outbox: 0 pending, 1 sending, 0 sent, 1 dead"), "{stdout}");
-    assert!(stdout.contains("to C404") && stdout.contains("channel_not_found"), "{stdout}");
+    assert!(stdout.contains("slack C404") && stdout.contains("channel_not_found"), "{stdout}");
 }

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use nudge::commands::Message;
+use nudge::message::Message;
+use nudge::store::Recipient;
 
 use crate::binary::nudge_in;
 use crate::helpers::TestDb;
@@ -93,9 +94,9 @@ async fn a_crash_while_posting_loses_no_post_and_doubles_none() {
     let now = chrono::Utc::now();
     let ws = tx.ensure_workspace("slack", "T01", "Acme", now).await.unwrap();
     for n in 0..POSTS {
-        let channel = format!("C{:02}", n % CHANNELS);
+        let channel = crate::helpers::channel_in(&mut tx, ws, &format!("C{:02}", n % CHANNELS)).await;
         let reply = Message::channel(format!("post {n}"));
-        tx.enqueue_message(ws, None, &channel, &format!("crash-{n}"), &reply, now).await.unwrap();
+        tx.enqueue_message(ws, channel, Recipient::Channel(channel), &format!("crash-{n}"), &reply, now).await.unwrap();
     }
     tx.commit().await.unwrap();
 

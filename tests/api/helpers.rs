@@ -102,6 +102,23 @@ impl Drop for TestDb {
     }
 }
 
+/// A channel nudge knows (made with the defaults on first sight), by its platform id.
+pub async fn channel_in(
+    tx: &mut nudge::store::Tx,
+    ws: nudge::store::WorkspaceId,
+    external_id: &str,
+) -> nudge::store::ChannelId {
+    let defaults = nudge::store::ChannelDefaults {
+        schedule: "30 9 * * 1".into(),
+        time_zone: "UTC".into(),
+        escalate_after_days: 3,
+    };
+    tx.ensure_channel(ws, external_id, external_id, &defaults, monday_morning())
+        .await
+        .expect("the channel is stored")
+        .id
+}
+
 /// Monday 23 November 2026, 10:00 UTC: tests start at a known instant.
 pub fn monday_morning() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()

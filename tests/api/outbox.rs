@@ -12,12 +12,12 @@ use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use nudge::clock::{Clock, ManualClock};
-use nudge::commands::Message;
 use nudge::config::Config;
-use nudge::outbox::{Sender, SenderSettings};
-use nudge::platforms::slack::Slack;
+use nudge::message::Message;
+use nudge::outbox::{Deliveries, Delivery, Sender, SenderSettings};
 use nudge::platforms::slack::delivery::SlackDelivery;
-use nudge::store::{OutboundId, Store, WorkspaceId};
+use nudge::platforms::slack::{self, Slack};
+use nudge::store::{ChannelDefaults, OutboundId, Recipient, Store, WorkspaceId};
 
 use crate::helpers::{Backend, TestDb, empty_config_file, monday_morning};
 
@@ -26,7 +26,7 @@ struct OutboxTest {
     store: Store,
     slack: MockServer,
     clock: Arc<ManualClock>,
-    sender: Sender<SlackDelivery>,
+    sender: Sender,
     delivery: Arc<SlackDelivery>,
     ws: WorkspaceId,
 }
@@ -47,10 +47,10 @@ impl OutboxTest {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let config = Config::load(&env).unwrap();
-        let slack_state = Arc::new(Slack::from_config(&config).unwrap());
+        let slack_state = Arc::new(Slack::new(slack::configured(&config).unwrap(), &config));
         let clock = ManualClock::new(monday_morning());
         let delivery = Arc::new(SlackDelivery::new(slack_state, store.clone()));
-        let sender = Sender::new(store.clone(), delivery.clone(), clock.clone(), settings);
+        let sender = Sender::new(store.clone(), deliveries(&delivery), clock.clone(), settings);
         let mut tx = store.begin().await.unwrap();
         let ws = tx.ensure_workspace("slack", "T01", "Acme", monday_morning()).await.unwrap();
         tx.commit().await.unwrap();
@@ -68,10 +68,17 @@ impl OutboxTest {
             .await;
     }
 
-    async fn queue(&self, recipient: &str, key: &str, text: &str) -> bool {
+    /// Queues a post to a channel (known to nudge from then on) by its Slack id.
+    async fn queue(&self, channel: &str, key: &str, text: &str) -> bool {
         let mut tx = self.store.begin().await.unwrap();
-        let queued =
-            tx.enqueue_message(self.ws, None, recipient, key, &Message::channel(text), self.clock.now()).await.unwrap();
+        let defaults =
+            ChannelDefaults { schedule: "30 9 * * 1".into(), time_zone: "UTC".into(), escalate_after_days: 3 };
+        let channel = tx.ensure_channel(self.ws, channel, "growth", &defaults, self.clock.now()).await.unwrap();
+        let message = Message::channel(text);
+        let queued = tx
+            .enqueue_message(self.ws, channel.id, Recipient::Channel(channel.id), key, &message, self.clock.now())
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         queued
     }
@@ -95,13 +102,12 @@ impl OutboxTest {
     }
 }
 
+fn deliveries(delivery: &Arc<SlackDelivery>) -> Deliveries {
+    Deliveries::from([("slack", delivery.clone() as Arc<dyn Delivery>)])
+}
+
 fn quick_retries() -> SenderSettings {
-    SenderSettings {
-        max_attempts: 3,
-        first_retry: Duration::from_secs(2),
-        idle: Duration::from_millis(10),
-        ..SenderSettings::default()
-    }
+    SenderSettings { max_attempts: 3, first_retry: Duration::from_secs(2), ..SenderSettings::default() }
 }
 
 async fn queued_posts_are_delivered_once_carrying_their_outbox_id(backend: Backend) {
@@ -248,7 +254,7 @@ async fn failures_are_retried_and_a_post_that_keeps_failing_is_dead_and_reported
     let reasons: Vec<&str> = report.dead_posts.iter().map(|d| d.last_error.as_str()).collect();
     assert!(reasons.iter().any(|r| r.contains("500")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("channel_not_found")), "{reasons:?}");
-    assert!(report.dead_posts.iter().any(|d| d.recipient == "C500" && d.attempts == 3));
+    assert!(report.dead_posts.iter().any(|d| d.address == "C500" && d.attempts == 3));
 }
 
 #[tokio::test]
@@ -315,7 +321,7 @@ async fn the_sender_loop_stops_when_the_shared_token_is_cancelled() {
     t.slack_accepts_posts().await;
     t.queue("C01", "loop-1", "through the loop").await;
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let sender = Sender::new(t.store.clone(), t.delivery.clone(), t.clock.clone(), quick_retries());
+    let sender = Sender::new(t.store.clone(), deliveries(&t.delivery), t.clock.clone(), quick_retries());
     let running = tokio::spawn(sender.run(shutdown.clone()));
     for _ in 0..100 {
         if !t.posts_to("C01").await.is_empty() {

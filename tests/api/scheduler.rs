@@ -65,7 +65,7 @@ impl Team {
             .unwrap()
             .into_iter()
             .map(|m| {
-                (m.created_at.with_timezone(&Berlin).format("%a %d %b %H:%M").to_string(), m.recipient, m.message.text)
+                (m.created_at.with_timezone(&Berlin).format("%a %d %b %H:%M").to_string(), m.address, m.message.text)
             })
             .collect()
     }
@@ -286,7 +286,8 @@ async fn a_pledge_reminder_comes_in_the_owners_morning_when_their_zone_is_known(
     let team = Team::new(&store, monday_morning()).await;
     team.says("/pledge", "call five customers by wed").await;
     let mut tx = store.begin().await.unwrap();
-    assert!(tx.set_member_profile(team.ws, "U01", "Ada", Some("America/Los_Angeles")).await.unwrap());
+    let zone = Some("America/Los_Angeles");
+    assert!(tx.set_member_profile(team.ws, "U01", "Ada", zone, team.clock.now()).await.unwrap());
     tx.commit().await.unwrap();
     let scheduler = team.scheduler(&store);
     while team.clock.now() < monday_morning() + Duration::days(3) {

@@ -8,7 +8,8 @@ use nudge::domain::ids::{ExperimentRef, PledgeRef};
 use nudge::domain::metric::Metric;
 use nudge::domain::pledge::PledgeStatus;
 use nudge::store::{
-    ChannelDefaults, ChannelRecord, EventKind, MemberRecord, NewEvent, NewExperiment, NewPledge, Store, WorkspaceId,
+    ChannelDefaults, ChannelRecord, EventKind, MemberRecord, NewEvent, NewExperiment, NewPledge, Reminders, Store,
+    WorkspaceId,
 };
 
 use crate::helpers::{monday_morning, on_both_backends};
@@ -82,7 +83,8 @@ on_both_backends! {
         let pause = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
         let mut tx = store.begin().await.unwrap();
         tx.set_rules(ws, channel.id, "Ship small. Say when you can't.").await.unwrap();
-        tx.set_schedule(ws, channel.id, "0 10 * * 4", "America/New_York").await.unwrap();
+        let thursday = nudge::domain::schedule::Schedule::parse("0 10 * * 4").unwrap();
+        tx.set_schedule(&channel, &thursday, chrono_tz::America::New_York, monday_morning()).await.unwrap();
         tx.set_quiet_days(ws, channel.id, "sat,sun", "2026-12-24,2026-12-25").await.unwrap();
         tx.set_paused_until(ws, channel.id, Some(pause)).await.unwrap();
         tx.commit().await.unwrap();
@@ -241,8 +243,9 @@ on_both_backends! {
         let now = monday_morning();
         let due = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
         let mut tx = store.begin().await.unwrap();
-        let p1 = tx.insert_pledge(ws, &NewPledge { channel: channel.id, owner: member.id, text: "call five customers", due_on: due, experiment: None }, now).await.unwrap();
-        let p2 = tx.insert_pledge(ws, &NewPledge { channel: channel.id, owner: member.id, text: "draft the email", due_on: due - Duration::days(2), experiment: None }, now).await.unwrap();
+        let reminders = Reminders { zone: chrono_tz::UTC, escalate_after_days: 3 };
+        let p1 = tx.insert_pledge(ws, &NewPledge { channel: channel.id, owner: member.id, text: "call five customers", due_on: due, experiment: None, reminders }, now).await.unwrap();
+        let p2 = tx.insert_pledge(ws, &NewPledge { channel: channel.id, owner: member.id, text: "draft the email", due_on: due - Duration::days(2), experiment: None, reminders }, now).await.unwrap();
         assert_eq!((p1.number, p2.number), (PledgeRef(1), PledgeRef(2)));
         assert_eq!(p1.status, PledgeStatus::Open);
         let open = tx.open_pledges_of(ws, member.id).await.unwrap();
@@ -300,30 +303,38 @@ on_both_backends! {
         assert!(other_workspace.is_none());
     }
 
-    async fn rolling_back_to_a_savepoint_undoes_only_what_came_after_it(store: Store) {
+    async fn a_proposal_by_platform_ids_writes_nothing_for_a_channel_or_member_not_seen_yet(store: Store) {
         let (ws, channel, member) = team(&store, "T01").await;
         let metric = activation();
-        let new = NewExperiment { channel: channel.id, owner: &member, title: "kept", hypothesis: "h", metric: &metric, review_on: None };
+        let new = NewExperiment { channel: channel.id, owner: &member, title: "quick", hypothesis: "h", metric: &metric, review_on: None };
         let mut tx = store.begin().await.unwrap();
-        tx.savepoint().await.unwrap();
-        tx.insert_experiment(ws, &new, monday_morning()).await.unwrap();
-        tx.release_savepoint().await.unwrap();
-        tx.savepoint().await.unwrap();
-        let dropped = NewExperiment { title: "dropped", ..new };
-        tx.insert_experiment(ws, &dropped, monday_morning()).await.unwrap();
-        tx.rollback_to_savepoint().await.unwrap();
-        let again = NewExperiment { title: "second", ..dropped };
-        assert_eq!(tx.insert_experiment(ws, &again, monday_morning()).await.unwrap().number, ExperimentRef(2));
+        assert!(tx.propose_by_platform_ids(ws, "C-NEW", ("U01", "Ada"), &new, monday_morning()).await.unwrap().is_none());
+        assert!(tx.propose_by_platform_ids(ws, "C01", ("U-NEW", "Eve"), &new, monday_morning()).await.unwrap().is_none());
+        assert_eq!(tx.row_counts(ws).await.unwrap().experiments, 0);
+        let proposed = tx.propose_by_platform_ids(ws, "C01", ("U01", "Ada L."), &new, monday_morning()).await.unwrap().unwrap();
+        assert_eq!((proposed.number, proposed.channel_id, proposed.owner_id), (ExperimentRef(1), channel.id, member.id));
+        assert_eq!(proposed.owner_name, "Ada L.");
         tx.commit().await.unwrap();
+        let mut tx = store.read().await.unwrap();
+        let counts = tx.row_counts(ws).await.unwrap();
+        assert_eq!((counts.experiments, counts.events), (1, 1), "the row and its event");
+        let (_, renamed) = tx.channel_and_member(ws, "C01", "U01").await.unwrap();
+        assert_eq!(renamed.unwrap().display_name, "Ada L.", "a changed name is stored with the proposal");
+    }
+
+    async fn a_new_channel_has_each_job_planned_and_a_new_schedule_moves_its_check_in(store: Store) {
+        let (_, channel, _) = team(&store, "T01").await;
+        let mut tx = store.read_once().await.unwrap();
+        // Made Monday 23 Nov 10:00 UTC, Berlin time: the first firing is that day's small wins, 17:00 there.
+        let first = tx.next_firing_at().await.unwrap().unwrap();
+        assert_eq!(first.to_rfc3339(), "2026-11-23T16:00:00+00:00");
+        drop(tx);
         let mut tx = store.begin().await.unwrap();
-        let titles: Vec<String> = tx
-            .experiments_in_channel(ws, channel.id, &[ExperimentStatus::Proposed], 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.title)
-            .collect();
-        assert_eq!(titles, vec!["second", "kept"]);
+        let soon = nudge::domain::schedule::Schedule::parse("mon 12:00").unwrap();
+        tx.set_schedule(&channel, &soon, chrono_tz::UTC, monday_morning()).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.read_once().await.unwrap();
+        assert_eq!(tx.next_firing_at().await.unwrap().unwrap().to_rfc3339(), "2026-11-23T12:00:00+00:00");
     }
 
     async fn an_installation_keeps_its_sealed_token_by_team(store: Store) {

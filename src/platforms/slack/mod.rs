@@ -39,6 +39,11 @@ pub const REGISTRATION: Registration = Registration {
     unconfigured: config::unconfigured,
 };
 
+/// Slack's settings in a loaded configuration, when it is configured.
+pub fn configured(config: &Config) -> Option<&SlackConfig> {
+    config.platforms.iter().find_map(|platform| platform.as_any().downcast_ref::<SlackConfig>())
+}
+
 /// What every Slack handler reaches: the core and Slack's own state.
 #[derive(Clone)]
 pub struct SlackApp {
