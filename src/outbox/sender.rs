@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
-use crate::store::{OUTBOX_CHANNEL, OutboundMessage, Store, StoreError, Tx};
+use crate::store::{OUTBOX_CHANNEL, OutboundId, OutboundMessage, Store, StoreError, Tx};
 
 /// Why a delivery failed, in the terms the sender decides on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,50 +213,51 @@ impl Sender {
         // reconciled with the platform later, never posted blindly again.
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
+        let delivered: Vec<(OutboundId, String)> = outcomes
+            .iter()
+            .filter_map(|(message, result)| Some((message.id, result.as_ref().ok()?.clone())))
+            .collect();
+        tx.messages_delivered(&delivered, now).await?;
+        round.delivered = delivered.len();
         for (message, result) in &outcomes {
-            self.record(&mut tx, message, result, now, &mut round).await?;
+            if let Err(error) = result {
+                self.record_failure(&mut tx, message, error, now, &mut round).await?;
+            }
         }
         tx.commit().await?;
         Ok(round)
     }
 
-    async fn record(
+    async fn record_failure(
         &self,
         tx: &mut Tx,
         message: &OutboundMessage,
-        result: &Result<String, DeliveryError>,
+        error: &DeliveryError,
         now: DateTime<Utc>,
         round: &mut Round,
     ) -> Result<(), StoreError> {
-        match result {
-            Ok(platform_id) => {
-                tx.message_delivered(message.id, platform_id, now).await?;
-                round.delivered += 1;
+        if error.retryable && message.attempts < self.settings.max_attempts {
+            let wait = error.retry_after.unwrap_or_else(|| self.backoff(message.attempts));
+            let retry_at = now + chrono_duration(wait);
+            if error.retry_after.is_some() {
+                // A 429 is about this recipient: hold its other posts too, and nobody else's.
+                tx.delay_recipient(message.workspace_id, message.recipient, retry_at).await?;
             }
-            Err(error) if error.retryable && message.attempts < self.settings.max_attempts => {
-                let wait = error.retry_after.unwrap_or_else(|| self.backoff(message.attempts));
-                let retry_at = now + chrono_duration(wait);
-                if error.retry_after.is_some() {
-                    // A 429 is about this recipient: hold its other posts too, and nobody else's.
-                    tx.delay_recipient(message.workspace_id, message.recipient, retry_at).await?;
-                }
-                tx.message_failed(message.id, &error.message, Some(retry_at)).await?;
-                round.retrying += 1;
-            }
-            Err(error) => {
-                tracing::warn!(
-                    outbox_id = message.id.0,
-                    workspace = message.workspace_id.0,
-                    channel = message.channel_id.map(|c| c.0),
-                    platform = %message.platform,
-                    attempts = message.attempts,
-                    reason = %error.message,
-                    "a post is dead; `nudge outbox` lists it"
-                );
-                tx.message_failed(message.id, &error.message, None).await?;
-                round.dead += 1;
-            }
+            tx.message_failed(message.id, &error.message, Some(retry_at)).await?;
+            round.retrying += 1;
+            return Ok(());
         }
+        tracing::warn!(
+            outbox_id = message.id.0,
+            workspace = message.workspace_id.0,
+            channel = message.channel_id.map(|c| c.0),
+            platform = %message.platform,
+            attempts = message.attempts,
+            reason = %error.message,
+            "a post is dead; `nudge outbox` lists it"
+        );
+        tx.message_failed(message.id, &error.message, None).await?;
+        round.dead += 1;
         Ok(())
     }
 

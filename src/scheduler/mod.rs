@@ -23,7 +23,10 @@ use crate::domain::firings::{self, ChannelJob, Due, PledgeStage};
 use crate::domain::pledge::PledgeStatus;
 use crate::domain::schedule::Schedule;
 use crate::message::Message;
-use crate::store::{Backend, ChannelRecord, DueFiring, MemberId, NewOccurrence, Recipient, Store, StoreError, Tx};
+use crate::store::{
+    Backend, ChannelId, ChannelRecord, DueFiring, MemberId, NewOccurrence, NewPost, PledgeId, PledgeRecord, Recipient,
+    Store, StoreError, Tx, WorkspaceId,
+};
 
 #[derive(Debug, Clone)]
 pub struct SchedulerSettings {
@@ -68,17 +71,6 @@ pub struct Scheduler {
 pub(crate) enum Post {
     Channel(Message),
     Private { member: MemberId, message: Message },
-}
-
-/// What claiming an occurrence found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Claim {
-    /// Ours to build and post.
-    Ours,
-    /// Ours, but a quiet day, a holiday or a pause: recorded as suppressed.
-    Quiet,
-    /// Another replica, or an earlier tick, had it already.
-    Taken,
 }
 
 /// A firing that failed is tried again after this long, so that it cannot hold up the others.
@@ -188,27 +180,22 @@ impl Scheduler {
         if due.is_empty() {
             return Ok(None);
         }
-        let mut tick = Tick::default();
-        let mut failed = false;
-        for firing in &due {
-            if let Err(error) = self.fire(&mut tx, firing, now, plans, &mut tick).await {
-                tracing::warn!(%error, "a page of firings failed; firing them one by one");
-                failed = true;
-                break;
+        match self.fire(&mut tx, &due, now, plans).await {
+            Ok(tick) => {
+                tx.announce_queued_posts().await?;
+                tx.commit().await?;
+                return Ok(Some(tick));
             }
-        }
-        if !failed {
-            tx.announce_queued_posts().await?;
-            tx.commit().await?;
-            return Ok(Some(tick));
+            Err(error) => {
+                tracing::warn!(%error, firings = due.len(), "a page of firings failed; firing them one by one")
+            }
         }
         drop(tx);
         let mut tick = Tick::default();
-        for firing in &due {
+        for firing in due {
             let mut tx = self.store.begin().await?;
-            let mut one = Tick::default();
-            match self.fire(&mut tx, firing, now, plans, &mut one).await {
-                Ok(()) => {
+            match self.fire(&mut tx, std::slice::from_ref(&firing), now, plans).await {
+                Ok(one) => {
                     tx.announce_queued_posts().await?;
                     tx.commit().await?;
                     tick.add(one);
@@ -232,139 +219,199 @@ impl Scheduler {
         Ok(Some(tick))
     }
 
-    /// What one due firing does, and when it fires next.
+    /// What a page of due firings does, in `tx`: each one's occurrence is decided by the rules,
+    /// built from reads done for the whole page at once, claimed under its unique key (only what is
+    /// ours is posted), and its row moved to its next firing.
     async fn fire(
         &self,
         tx: &mut Tx,
-        firing: &DueFiring,
+        due: &[DueFiring],
         now: DateTime<Utc>,
         plans: &Plans,
-        tick: &mut Tick,
-    ) -> Result<(), StoreError> {
-        let channel = &firing.channel;
-        if let Some(job) = ChannelJob::from_name(&firing.job) {
-            let schedule = job.schedule(&channel.schedule);
-            let (due, next) = plans.get(schedule, channel.time_zone, firing.due_at, now);
-            match due {
-                Due::Fire(at) => {
-                    if self.claim(tx, channel, job.name(), at, now, tick).await? == Claim::Ours {
-                        let posts = jobs::build(tx, channel, job, at).await?;
-                        self.queue(tx, channel, job.name(), at, posts, now, tick).await?;
-                    }
-                }
-                Due::Skip(at) => self.skip(tx, channel, job.name(), at, now, tick).await?,
-                Due::Nothing => {}
-            }
-            return tx.reschedule_firing(channel.id, &firing.job, next).await;
-        }
-        let pledge = match firing.pledge {
-            Some(id) => tx.pledge_by_id(channel.workspace_id, id).await?,
-            None => None,
-        };
-        let Some(pledge) = pledge.filter(|p| p.status == PledgeStatus::Open) else {
-            // Kept, released, told to the channel already, or not a job we know: nothing more to do.
-            return tx.reschedule_firing(channel.id, &firing.job, None).await;
-        };
-        // Reminders come in the owner's morning when we know their zone, else the channel's.
-        let zone = pledge.owner_time_zone.unwrap_or(channel.time_zone);
-        let escalate = channel.escalate_after_days;
-        let mut broken = false;
-        match firings::evaluate_pledge(pledge.due_on, zone, escalate, firing.due_at, now) {
-            Due::Fire((stage, at)) => {
-                let job = stage.job(&pledge.number.to_string());
-                if self.claim(tx, channel, &job, at, now, tick).await? == Claim::Ours {
-                    let posts = jobs::pledge_stage(tx, channel, &pledge, stage, at, now).await?;
-                    broken = stage == PledgeStage::Broken && !posts.is_empty();
-                    self.queue(tx, channel, &job, at, posts, now, tick).await?;
-                }
-            }
-            Due::Skip((stage, at)) => {
-                self.skip(tx, channel, &stage.job(&pledge.number.to_string()), at, now, tick).await?
-            }
-            Due::Nothing => {}
-        }
-        let next = if broken {
-            None
-        } else {
-            firings::next_pledge_stage(pledge.due_on, zone, escalate, now).map(|(_, at)| at)
-        };
-        tx.reschedule_firing(channel.id, &firing.job, next).await
-    }
+    ) -> Result<Tick, StoreError> {
+        let wanted: Vec<(WorkspaceId, PledgeId)> =
+            due.iter().filter_map(|f| Some((f.channel.workspace_id, f.pledge?))).collect();
+        let pledges = tx.pledges_by_ids(&wanted).await?;
 
-    /// Claims one occurrence under its unique key; a quiet one is recorded as suppressed. The claim
-    /// comes before any building, so replicas and later ticks pay one conflicting insert.
-    async fn claim(
-        &self,
-        tx: &mut Tx,
-        channel: &ChannelRecord,
-        job: &str,
-        due: DateTime<Utc>,
-        now: DateTime<Utc>,
-        tick: &mut Tick,
-    ) -> Result<Claim, StoreError> {
-        let quiet = quiet_reason(channel, due);
-        let outcome = if quiet.is_some() { "suppressed" } else { "fired" };
-        let occurrence = NewOccurrence { channel: channel.id, job, due_at: due, outcome, reason: quiet };
-        if !tx.record_occurrence(channel.workspace_id, &occurrence, now).await? {
-            return Ok(Claim::Taken);
-        }
-        if quiet.is_some() {
-            tick.suppressed += 1;
-            return Ok(Claim::Quiet);
-        }
-        Ok(Claim::Ours)
-    }
-
-    /// Queues a claimed occurrence's posts in its transaction; with none, it is recorded as
-    /// suppressed because there was nothing worth saying.
-    #[allow(clippy::too_many_arguments)]
-    async fn queue(
-        &self,
-        tx: &mut Tx,
-        channel: &ChannelRecord,
-        job: &str,
-        due: DateTime<Utc>,
-        posts: Vec<Post>,
-        now: DateTime<Utc>,
-        tick: &mut Tick,
-    ) -> Result<(), StoreError> {
-        let (ws, id) = (channel.workspace_id, channel.id);
-        if posts.is_empty() {
-            tick.suppressed += 1;
-            return tx.set_occurrence_outcome(id, job, due, "suppressed", "nothing to say").await;
-        }
-        let key = format!("{job}:{}:{}", id.0, due.timestamp());
-        for (n, post) in posts.into_iter().enumerate() {
-            let (recipient, message) = match post {
-                Post::Channel(message) => (Recipient::Channel(id), message),
-                Post::Private { member, message } => (Recipient::Member(member), message),
+        // 1. What each firing does now, and when it fires next.
+        let mut planned = Vec::with_capacity(due.len());
+        for firing in due {
+            let channel = &firing.channel;
+            if let Some(job) = ChannelJob::from_name(&firing.job) {
+                let (occurs, next) = plans.get(job.schedule(&channel.schedule), channel.time_zone, firing.due_at, now);
+                let occurs = match occurs {
+                    Due::Fire(at) => Some((Occurs::Fire, at)),
+                    Due::Skip(at) => Some((Occurs::Skip, at)),
+                    Due::Nothing => None,
+                };
+                planned.push(Planned { firing, work: Work::Channel(job), occurs, next });
+                continue;
+            }
+            let Some(pledge) = firing.pledge.and_then(|id| pledges.get(&id)).filter(|p| p.status == PledgeStatus::Open)
+            else {
+                // Kept, released, told to the channel already, or not a job we know: nothing more to do.
+                planned.push(Planned { firing, work: Work::Done, occurs: None, next: None });
+                continue;
             };
-            tx.enqueue_message(ws, id, recipient, &format!("{key}:{n}"), &message, now).await?;
+            // Reminders come in the owner's morning when we know their zone, else the channel's.
+            let zone = pledge.owner_time_zone.unwrap_or(channel.time_zone);
+            let escalate = channel.escalate_after_days;
+            let next = firings::next_pledge_stage(pledge.due_on, zone, escalate, now).map(|(_, at)| at);
+            let (work, occurs) = match firings::evaluate_pledge(pledge.due_on, zone, escalate, firing.due_at, now) {
+                Due::Fire((stage, at)) => (Work::Pledge(pledge, stage), Some((Occurs::Fire, at))),
+                Due::Skip((stage, at)) => (Work::Pledge(pledge, stage), Some((Occurs::Skip, at))),
+                Due::Nothing => (Work::Done, None),
+            };
+            planned.push(Planned { firing, work, occurs, next });
         }
-        tick.fired += 1;
-        Ok(())
+
+        // 2. Build what fires and is not quiet, from reads for the whole page.
+        let firing_now = |job: ChannelJob| {
+            let mut channels: Vec<(WorkspaceId, ChannelId)> = planned
+                .iter()
+                .filter(|p| matches!(p.work, Work::Channel(j) if j == job) && p.posts_now())
+                .map(|p| (p.firing.channel.workspace_id, p.firing.channel.id))
+                .collect();
+            channels.dedup();
+            channels
+        };
+        let checkins = tx.checkin_reads(&firing_now(ChannelJob::CheckIn)).await?;
+        let since = |job: ChannelJob, back: chrono::Duration| {
+            planned
+                .iter()
+                .filter(|p| matches!(p.work, Work::Channel(j) if j == job))
+                .filter_map(|p| p.occurs)
+                .map(|(_, at)| at - back)
+                .min()
+        };
+        let digests = match since(ChannelJob::Digest, chrono::Duration::weeks(53)) {
+            Some(since) => tx.events_of_channels(&firing_now(ChannelJob::Digest), since).await?,
+            None => Default::default(),
+        };
+        let wins = match since(ChannelJob::Celebrations, chrono::Duration::days(1)) {
+            Some(since) => tx.events_of_channels(&firing_now(ChannelJob::Celebrations), since).await?,
+            None => Default::default(),
+        };
+        let mut built: Vec<Option<Post>> = Vec::with_capacity(planned.len());
+        for plan in &planned {
+            let channel = &plan.firing.channel;
+            let post = match (plan.work, plan.occurs) {
+                (_, None) | (_, Some((Occurs::Skip, _))) | (Work::Done, _) => None,
+                _ if !plan.posts_now() => None,
+                (Work::Channel(ChannelJob::CheckIn), Some((_, at))) => {
+                    Some(Post::Channel(jobs::checkin(channel, at, &checkins)))
+                }
+                (Work::Channel(ChannelJob::Digest), Some((_, at))) => {
+                    jobs::digest(channel, at, digests.get(&channel.id).map_or(&[], Vec::as_slice)).map(Post::Channel)
+                }
+                (Work::Channel(ChannelJob::Celebrations), Some((_, at))) => {
+                    let events = wins.get(&channel.id).map_or(&[][..], Vec::as_slice);
+                    jobs::celebrations(tx, channel, at, events).await?.map(Post::Channel)
+                }
+                (Work::Pledge(pledge, stage), Some((_, at))) => Some(jobs::pledge_reminder(channel, pledge, stage, at)),
+            };
+            built.push(post);
+        }
+
+        // 3. Claim each occurrence with what it came to; only what is ours is posted.
+        let jobs: Vec<String> = planned.iter().map(Planned::job_name).collect();
+        let mut claims = Vec::new();
+        let mut tick = Tick::default();
+        for ((plan, post), job) in planned.iter().zip(&built).zip(&jobs) {
+            let Some((occurs, at)) = plan.occurs else { continue };
+            let channel = &plan.firing.channel;
+            let (outcome, reason) = match occurs {
+                Occurs::Skip => ("skipped", Some("more than six hours late")),
+                Occurs::Fire => match quiet_reason(channel, at) {
+                    Some(quiet) => ("suppressed", Some(quiet)),
+                    None if post.is_none() => ("suppressed", Some("nothing to say")),
+                    None => ("fired", None),
+                },
+            };
+            claims
+                .push((channel.workspace_id, NewOccurrence { channel: channel.id, job, due_at: at, outcome, reason }));
+        }
+        let ours = tx.record_occurrences(&claims, now).await?;
+        let mut posts = Vec::new();
+        // The pledges the channel is told of now: broken from now on, with no reminder left.
+        let mut told = Vec::new();
+        let mut claimed = ours.into_iter();
+        for (n, (plan, post)) in planned.iter().zip(&built).enumerate() {
+            let Some((occurs, at)) = plan.occurs else { continue };
+            if !claimed.next().unwrap_or(false) {
+                continue;
+            }
+            let (ws, id) = (plan.firing.channel.workspace_id, plan.firing.channel.id);
+            match post {
+                _ if occurs == Occurs::Skip => tick.skipped += 1,
+                Some(post) if plan.posts_now() => {
+                    let (recipient, message) = match post {
+                        Post::Channel(message) => (Recipient::Channel(id), message),
+                        Post::Private { member, message } => (Recipient::Member(*member), message),
+                    };
+                    let key = format!("{}:{}:{}:0", jobs[n], id.0, at.timestamp());
+                    posts.push(NewPost { workspace: ws, channel: id, recipient, idempotency_key: key, message });
+                    if let Work::Pledge(pledge, PledgeStage::Broken) = plan.work {
+                        jobs::mark_broken(tx, &plan.firing.channel, pledge, at, now).await?;
+                        told.push(n);
+                    }
+                    tick.fired += 1;
+                }
+                _ => tick.suppressed += 1,
+            }
+        }
+        tx.enqueue_messages(&posts, now).await?;
+
+        // 4. Each row moves to its job's next firing.
+        let moved: Vec<(ChannelId, String, Option<DateTime<Utc>>)> = planned
+            .iter()
+            .enumerate()
+            .map(|(n, plan)| {
+                (plan.firing.channel.id, plan.firing.job.clone(), plan.next.filter(|_| !told.contains(&n)))
+            })
+            .collect();
+        tx.reschedule_firings(&moved).await?;
+        Ok(tick)
+    }
+}
+
+/// What a due firing is about.
+#[derive(Clone, Copy)]
+enum Work<'a> {
+    Channel(ChannelJob),
+    Pledge(&'a PledgeRecord, PledgeStage),
+    /// Nothing to fire (the pledge was resolved, or a setting moved the firing later).
+    Done,
+}
+
+/// Whether an occurrence fires or is recorded as skipped (too late).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Occurs {
+    Fire,
+    Skip,
+}
+
+/// One due firing, decided.
+struct Planned<'a> {
+    firing: &'a DueFiring,
+    work: Work<'a>,
+    occurs: Option<(Occurs, DateTime<Utc>)>,
+    next: Option<DateTime<Utc>>,
+}
+
+impl Planned<'_> {
+    /// It fires now on a day that is not quiet: worth building its posts.
+    fn posts_now(&self) -> bool {
+        matches!(self.occurs, Some((Occurs::Fire, at)) if quiet_reason(&self.firing.channel, at).is_none())
     }
 
-    async fn skip(
-        &self,
-        tx: &mut Tx,
-        channel: &ChannelRecord,
-        job: &str,
-        due: DateTime<Utc>,
-        now: DateTime<Utc>,
-        tick: &mut Tick,
-    ) -> Result<(), StoreError> {
-        let occurrence = NewOccurrence {
-            channel: channel.id,
-            job,
-            due_at: due,
-            outcome: "skipped",
-            reason: Some("more than six hours late"),
-        };
-        if tx.record_occurrence(channel.workspace_id, &occurrence, now).await? {
-            tick.skipped += 1;
+    /// The occurrence's job name: "checkin", "pledge_due:P-4"…
+    fn job_name(&self) -> String {
+        match self.work {
+            Work::Channel(job) => job.name().to_string(),
+            Work::Pledge(pledge, stage) => stage.job(&pledge.number.to_string()),
+            Work::Done => self.firing.job.clone(),
         }
-        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@
 use super::*;
 
 /// kind, subject, actor, data, at
-type EventRow = (String, Option<String>, Option<i64>, String, i64);
+pub(super) type EventRow = (String, Option<String>, Option<i64>, String, i64);
 
 impl Tx {
     // ----- event log ----------------------------------------------------------------------------
@@ -51,17 +51,18 @@ impl Tx {
             .fetch_all(&mut *c)
             .await?
         });
-        rows.into_iter()
-            .map(|(kind, subject, actor, data, at)| {
-                Ok(EventRecord {
-                    kind: EventKind::from_stored(&kind)
-                        .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind {kind:?}")))?,
-                    subject,
-                    actor: actor.map(MemberId),
-                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-                    at: from_millis(at),
-                })
-            })
-            .collect()
+        rows.into_iter().map(event_record).collect()
     }
+}
+
+/// An event as stored, read back.
+pub(super) fn event_record((kind, subject, actor, data, at): EventRow) -> Result<EventRecord, StoreError> {
+    Ok(EventRecord {
+        kind: EventKind::from_stored(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind {kind:?}")))?,
+        subject,
+        actor: actor.map(MemberId),
+        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+        at: from_millis(at),
+    })
 }

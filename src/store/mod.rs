@@ -30,6 +30,7 @@ use crate::domain::ids::{ExperimentRef, PledgeRef};
 use crate::domain::pledge::PledgeStatus;
 use crate::message::Message;
 
+pub use pages::{CheckInReads, NewPost};
 pub use records::*;
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -150,6 +151,24 @@ macro_rules! on_conn {
                 let $pg = false;
                 $body
             }
+        }
+    };
+}
+
+/// Runs `$body` on a Postgres connection: for statements only Postgres has (arrays, `UNNEST`),
+/// which the caller runs only after checking the backend.
+macro_rules! on_postgres {
+    (write $tx:expr, |$c:ident| $body:expr) => {{
+        $tx.writes += 1;
+        on_postgres!($tx, |$c| $body)
+    }};
+    ($tx:expr, |$c:ident| $body:expr) => {
+        match &mut $tx.conn {
+            TxConn::Postgres(held) => {
+                let $c: &mut sqlx::PgConnection = held.conn();
+                $body
+            }
+            TxConn::Sqlite(_) => return Err(StoreError::Corrupt("a Postgres statement was sent to SQLite".into())),
         }
     };
 }
@@ -360,6 +379,7 @@ macro_rules! cached_sql {
 mod events;
 mod experiments;
 mod outbox;
+mod pages;
 mod pledges;
 mod records;
 mod scheduling;
