@@ -213,10 +213,8 @@ impl Sender {
         // reconciled with the platform later, never posted blindly again.
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let delivered: Vec<(OutboundId, String)> = outcomes
-            .iter()
-            .filter_map(|(message, result)| Some((message.id, result.as_ref().ok()?.clone())))
-            .collect();
+        let delivered: Vec<(OutboundId, String)> =
+            outcomes.iter().filter_map(|(message, result)| Some((message.id, result.as_ref().ok()?.clone()))).collect();
         tx.messages_delivered(&delivered, now).await?;
         round.delivered = delivered.len();
         for (message, result) in &outcomes {

@@ -30,6 +30,9 @@ pub struct CheckInReads {
     pub backlog: HashMap<ChannelId, Vec<ExperimentRecord>>,
 }
 
+/// channel, kind, subject, actor, data, at
+type ChannelEventRow = (i64, String, Option<String>, Option<i64>, String, i64);
+
 /// Most rows of one kind a channel contributes to a check-in.
 const PER_CHANNEL: usize = 100;
 
@@ -199,7 +202,7 @@ impl Tx {
             return Ok(events);
         }
         let (ws, ids) = pairs(channels);
-        let rows: Vec<(i64, String, Option<String>, Option<i64>, String, i64)> = on_postgres!(self, |c| {
+        let rows: Vec<ChannelEventRow> = on_postgres!(self, |c| {
             sqlx::query_as(
                 "SELECT channel_id, kind, subject, actor_id, data, at FROM events WHERE at >= $3 AND \
                  (workspace_id, channel_id) IN (SELECT * FROM UNNEST($1::bigint[], $2::bigint[])) ORDER BY id",
