@@ -28,7 +28,7 @@ use crate::message::build::{self, PledgeButtons, day_label, experiment_section, 
 use crate::message::{Message, Section};
 use crate::store::{
     ChannelDefaults, ChannelRecord, EventKind, ExperimentRecord, MemberRecord, NewEvent, NewExperiment, NewPledge,
-    PledgeRecord, Recipient, Reminders, Store, StoreError, Tx, WorkspaceId,
+    PledgeRecord, QuickProposal, Recipient, Reminders, Store, StoreError, Tx, WorkspaceId,
 };
 
 /// Most items one reply lists, so every reply fits the platforms' message limits.
@@ -238,22 +238,40 @@ pub async fn write_batch(
     jobs: &[(Invocation, Command)],
 ) -> Result<Vec<Result<Message, StoreError>>, Abandoned> {
     let mut tx = store.begin().await.map_err(Abandoned::Store)?;
-    let mut answers = Vec::with_capacity(jobs.len());
-    for (inv, command) in jobs {
-        if let Some(new) = quick_proposal(command)
-            && let Some(reply) = propose_quickly(&mut tx, inv, new).await.map_err(Abandoned::Store)?
-        {
-            answers.push(Ok(reply));
+    let mut answers: Vec<Option<Result<Message, StoreError>>> = jobs.iter().map(|_| None).collect();
+    // Proposals that need nothing read first go in one statement per workspace.
+    let quick: Vec<(usize, &Invocation, &Proposal)> =
+        jobs.iter().enumerate().filter_map(|(n, (inv, command))| Some((n, inv, quick_proposal(command)?))).collect();
+    let owners: Vec<MemberRecord> = quick.iter().map(|(_, inv, _)| unknown_owner(inv)).collect();
+    let mut workspaces: Vec<WorkspaceId> = quick.iter().map(|(_, inv, _)| inv.workspace).collect();
+    workspaces.sort_by_key(|ws| ws.0);
+    workspaces.dedup();
+    for ws in workspaces {
+        let (places, items): (Vec<usize>, Vec<QuickProposal<'_>>) = quick
+            .iter()
+            .zip(&owners)
+            .filter(|((_, inv, _), _)| inv.workspace == ws)
+            .map(|(&(n, inv, proposal), owner)| (n, quick_item(inv, proposal, owner)))
+            .unzip();
+        let now = jobs[places[0]].0.now;
+        let proposed = tx.propose_many(ws, &items, now).await.map_err(Abandoned::Store)?;
+        for (n, experiment) in places.into_iter().zip(proposed) {
+            answers[n] = experiment.map(|e| Ok(proposal_reply(&e, now.date_naive())));
+        }
+    }
+    for ((inv, command), answer) in jobs.iter().zip(answers.iter_mut()) {
+        if answer.is_some() {
             continue;
         }
         let before = tx.writes();
-        match run(&mut tx, defaults, inv, command.clone()).await {
-            Ok(reply) => answers.push(Ok(reply)),
+        *answer = Some(match run(&mut tx, defaults, inv, command.clone()).await {
+            Ok(reply) => Ok(reply),
             Err(Failure::User(_)) if tx.writes() > before => return Err(Abandoned::RefusedAfterWriting),
-            Err(Failure::User(reply)) => answers.push(Ok(reply)),
+            Err(Failure::User(reply)) => Ok(reply),
             Err(Failure::Store(error)) => return Err(Abandoned::Store(error)),
-        }
+        });
     }
+    let answers: Vec<Result<Message, StoreError>> = answers.into_iter().flatten().collect();
     match tx.commit().await {
         Ok(()) => Ok(answers),
         Err(error) => {
@@ -274,28 +292,41 @@ fn quick_proposal(command: &Command) -> Option<&Proposal> {
 /// The whole proposal in one statement; `None` (nothing written) when its channel or member is
 /// new, which the full path handles.
 async fn propose_quickly(tx: &mut Tx, inv: &Invocation, proposal: &Proposal) -> Result<Option<Message>, StoreError> {
-    // The owner's record is filled in by the store from the platform ids.
-    let unknown_owner = MemberRecord {
-        id: MemberId(0),
-        external_id: inv.member_id.clone(),
-        display_name: inv.member_name.clone(),
-        time_zone: None,
-    };
-    let new = NewExperiment {
-        channel: ChannelId(0),
-        owner: &unknown_owner,
-        title: &proposal.title,
-        hypothesis: &proposal.hypothesis,
-        metric: &proposal.metric,
-        review_on: None,
-    };
-    let member = (inv.member_id.as_str(), inv.member_name.as_str());
-    let Some(experiment) = tx.propose_by_platform_ids(inv.workspace, &inv.channel_id, member, &new, inv.now).await?
+    let owner = unknown_owner(inv);
+    let item = quick_item(inv, proposal, &owner);
+    let member = (item.member, item.member_name);
+    let Some(experiment) = tx.propose_by_platform_ids(inv.workspace, item.channel, member, &item.new, inv.now).await?
     else {
         return Ok(None);
     };
     // Without a review date no day is shown, so the day in any zone will do.
     Ok(Some(proposal_reply(&experiment, inv.now.date_naive())))
+}
+
+/// The proposer as far as the command knows them: the store fills in the rest from the platform ids.
+fn unknown_owner(inv: &Invocation) -> MemberRecord {
+    MemberRecord {
+        id: MemberId(0),
+        external_id: inv.member_id.clone(),
+        display_name: inv.member_name.clone(),
+        time_zone: None,
+    }
+}
+
+fn quick_item<'a>(inv: &'a Invocation, proposal: &'a Proposal, owner: &'a MemberRecord) -> QuickProposal<'a> {
+    QuickProposal {
+        channel: &inv.channel_id,
+        member: &inv.member_id,
+        member_name: &inv.member_name,
+        new: NewExperiment {
+            channel: ChannelId(0),
+            owner,
+            title: &proposal.title,
+            hypothesis: &proposal.hypothesis,
+            metric: &proposal.metric,
+            review_on: None,
+        },
+    }
 }
 
 fn proposal_reply(experiment: &ExperimentRecord, today: NaiveDate) -> Message {

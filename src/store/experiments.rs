@@ -189,6 +189,92 @@ impl Tx {
         }))
     }
 
+    /// Several proposals of one workspace in one statement on Postgres (see
+    /// [`Tx::propose_by_platform_ids`]), numbered in the order given. Each answer is `None` when that
+    /// proposal's channel or member is not known yet; nothing was written for it.
+    pub async fn propose_many(
+        &mut self,
+        ws: WorkspaceId,
+        proposals: &[QuickProposal<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<ExperimentRecord>>, StoreError> {
+        if proposals.is_empty() {
+            return Ok(Vec::new());
+        }
+        if matches!(self.conn, TxConn::Sqlite(_)) {
+            let mut answers = Vec::with_capacity(proposals.len());
+            for p in proposals {
+                answers
+                    .push(self.propose_by_platform_ids(ws, p.channel, (p.member, p.member_name), &p.new, now).await?);
+            }
+            return Ok(answers);
+        }
+        const PG_PROPOSE_MANY: &str = "WITH input AS (SELECT * FROM UNNEST($2::text[], $3::text[], $4::text[], \
+             $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[]) WITH ORDINALITY \
+             AS t(channel_ext, member_ext, member_name, title, hypothesis, metric_name, metric_unit, baseline, target, n)), \
+             resolved AS (SELECT i.*, c.id AS channel_id, m.id AS owner_id, m.display_name, \
+             ROW_NUMBER() OVER (ORDER BY i.n) AS k FROM input i \
+             JOIN channels c ON c.workspace_id = $1 AND c.external_id = i.channel_ext \
+             JOIN members m ON m.workspace_id = $1 AND m.external_id = i.member_ext), \
+             allocated AS (UPDATE workspaces SET next_experiment_no = next_experiment_no + (SELECT COUNT(*) FROM resolved) \
+             WHERE id = $1 AND EXISTS (SELECT 1 FROM resolved) \
+             RETURNING next_experiment_no - (SELECT COUNT(*) FROM resolved) AS first), \
+             renamed AS (UPDATE members m SET display_name = r.member_name FROM (SELECT DISTINCT ON (owner_id) owner_id, \
+             member_name FROM resolved ORDER BY owner_id, n DESC) r \
+             WHERE m.id = r.owner_id AND r.member_name <> '' AND m.display_name <> r.member_name), \
+             inserted AS (INSERT INTO experiments (workspace_id, number, channel_id, owner_id, title, hypothesis, \
+             metric_name, metric_unit, baseline, target, status, review_on, created_at) \
+             SELECT $1, a.first + r.k - 1, r.channel_id, r.owner_id, r.title, r.hypothesis, r.metric_name, r.metric_unit, \
+             r.baseline, r.target, 'proposed', NULL, $11 FROM resolved r, allocated a RETURNING id, number), \
+             logged AS (INSERT INTO events (workspace_id, channel_id, actor_id, kind, subject, data, at) \
+             SELECT $1, r.channel_id, r.owner_id, 'experiment.proposed', 'E-' || (a.first + r.k - 1), '{}', $11 \
+             FROM resolved r, allocated a) \
+             SELECT r.n, i.id, i.number, r.channel_id, r.owner_id, r.display_name \
+             FROM inserted i, allocated a, resolved r WHERE i.number = a.first + r.k - 1";
+        let column = |f: fn(&QuickProposal<'_>) -> String| proposals.iter().map(f).collect::<Vec<String>>();
+        let channels = column(|p| p.channel.to_string());
+        let members = column(|p| p.member.to_string());
+        let names = column(|p| p.member_name.to_string());
+        let titles = column(|p| p.new.title.to_string());
+        let hypotheses = column(|p| p.new.hypothesis.to_string());
+        let metric_names = column(|p| p.new.metric.name.clone());
+        let units: Vec<Option<String>> = proposals.iter().map(|p| p.new.metric.unit.clone()).collect();
+        let baselines: Vec<f64> = proposals.iter().map(|p| p.new.metric.baseline).collect();
+        let targets: Vec<f64> = proposals.iter().map(|p| p.new.metric.target).collect();
+        let rows: Vec<(i64, i64, i64, i64, i64, String)> = on_postgres!(write self, |c| {
+            sqlx::query_as(PG_PROPOSE_MANY)
+                .bind(ws.0)
+                .bind(&channels)
+                .bind(&members)
+                .bind(&names)
+                .bind(&titles)
+                .bind(&hypotheses)
+                .bind(&metric_names)
+                .bind(&units)
+                .bind(&baselines)
+                .bind(&targets)
+                .bind(to_millis(now))
+                .fetch_all(&mut *c)
+                .await?
+        });
+        let mut answers: Vec<Option<ExperimentRecord>> = proposals.iter().map(|_| None).collect();
+        for (n, id, number, channel, owner, stored_name) in rows {
+            let Some(p) = usize::try_from(n - 1).ok().and_then(|i| proposals.get(i)) else { continue };
+            let name = if p.member_name.is_empty() { stored_name.as_str() } else { p.member_name };
+            answers[(n - 1) as usize] = Some(proposed(
+                ExperimentId(id),
+                ExperimentRef(number),
+                ChannelId(channel),
+                MemberId(owner),
+                p.member,
+                name,
+                &p.new,
+                now,
+            ));
+        }
+        Ok(answers)
+    }
+
     pub async fn experiment(
         &mut self,
         ws: WorkspaceId,

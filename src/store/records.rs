@@ -491,6 +491,15 @@ pub struct NewExperiment<'a> {
     pub review_on: Option<NaiveDate>,
 }
 
+/// A proposal by the platform ids of its channel and member, for [`Tx::propose_many`](super::Tx::propose_many).
+pub struct QuickProposal<'a> {
+    pub channel: &'a str,
+    pub member: &'a str,
+    pub member_name: &'a str,
+    /// Channel and owner in it are filled in from the platform ids.
+    pub new: NewExperiment<'a>,
+}
+
 pub struct NewPledge<'a> {
     pub channel: ChannelId,
     pub owner: MemberId,

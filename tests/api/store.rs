@@ -322,6 +322,29 @@ on_both_backends! {
         assert_eq!(renamed.unwrap().display_name, "Ada L.", "a changed name is stored with the proposal");
     }
 
+    async fn proposals_sharing_one_statement_are_numbered_in_order_and_skip_the_unknown(store: Store) {
+        let (ws, channel, member) = team(&store, "T01").await;
+        let metric = activation();
+        let new = |title| NewExperiment { channel: channel.id, owner: &member, title, hypothesis: "h", metric: &metric, review_on: None };
+        let items = [
+            QuickProposal { channel: "C01", member: "U01", member_name: "Ada", new: new("first") },
+            QuickProposal { channel: "C-NEW", member: "U01", member_name: "Ada", new: new("unknown channel") },
+            QuickProposal { channel: "C01", member: "U01", member_name: "Ada L.", new: new("second") },
+        ];
+        let mut tx = store.begin().await.unwrap();
+        let proposed = tx.propose_many(ws, &items, monday_morning()).await.unwrap();
+        tx.commit().await.unwrap();
+        let numbers: Vec<Option<(i64, String)>> =
+            proposed.iter().map(|p| p.as_ref().map(|e| (e.number.0, e.title.clone()))).collect();
+        assert_eq!(numbers, vec![Some((1, "first".into())), None, Some((2, "second".into()))]);
+        assert_eq!(proposed[2].as_ref().unwrap().owner_name, "Ada L.");
+        let mut tx = store.read().await.unwrap();
+        let counts = tx.row_counts(ws).await.unwrap();
+        assert_eq!((counts.experiments, counts.events), (2, 2), "each row with its event, none for the unknown");
+        let (_, renamed) = tx.channel_and_member(ws, "C01", "U01").await.unwrap();
+        assert_eq!(renamed.unwrap().display_name, "Ada L.");
+    }
+
     async fn a_new_channel_has_each_job_planned_and_a_new_schedule_moves_its_check_in(store: Store) {
         let (_, channel, _) = team(&store, "T01").await;
         let mut tx = store.read_once().await.unwrap();
