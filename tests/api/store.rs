@@ -8,8 +8,8 @@ use nudge::domain::ids::{ExperimentRef, PledgeRef};
 use nudge::domain::metric::Metric;
 use nudge::domain::pledge::PledgeStatus;
 use nudge::store::{
-    ChannelDefaults, ChannelRecord, EventKind, MemberRecord, NewEvent, NewExperiment, NewPledge, Reminders, Store,
-    WorkspaceId,
+    ChannelDefaults, ChannelRecord, EventKind, MemberRecord, NewEvent, NewExperiment, NewPledge, QuickProposal,
+    Reminders, Store, WorkspaceId,
 };
 
 use crate::helpers::{monday_morning, on_both_backends};
