@@ -237,6 +237,9 @@ pub async fn write_batch(
     defaults: &Defaults,
     jobs: &[(Invocation, Command)],
 ) -> Result<Vec<Result<Message, StoreError>>, Abandoned> {
+    if let Some(answers) = proposals_only(store, defaults, jobs).await? {
+        return Ok(answers);
+    }
     let mut tx = store.begin().await.map_err(Abandoned::Store)?;
     let mut answers: Vec<Option<Result<Message, StoreError>>> = jobs.iter().map(|_| None).collect();
     // Proposals that need nothing read first go in one statement per workspace.
@@ -279,6 +282,40 @@ pub async fn write_batch(
             Ok(jobs.iter().map(|_| Err(StoreError::SharedCommit(error.to_string()))).collect())
         }
     }
+}
+
+/// A batch of nothing but quick proposals in one workspace (the common burst) is one statement, so
+/// on Postgres it needs no transaction around it. `None` for any other batch.
+async fn proposals_only(
+    store: &Store,
+    defaults: &Defaults,
+    jobs: &[(Invocation, Command)],
+) -> Result<Option<Vec<Result<Message, StoreError>>>, Abandoned> {
+    let Some(((first, _), _)) = jobs.split_first() else { return Ok(Some(Vec::new())) };
+    let quick: Option<Vec<&Proposal>> = jobs
+        .iter()
+        .map(|(inv, command)| quick_proposal(command).filter(|_| inv.workspace == first.workspace))
+        .collect();
+    let Some(quick) = quick else { return Ok(None) };
+    let owners: Vec<MemberRecord> = jobs.iter().map(|(inv, _)| unknown_owner(inv)).collect();
+    let items: Vec<QuickProposal<'_>> = jobs
+        .iter()
+        .zip(&quick)
+        .zip(&owners)
+        .map(|(((inv, _), proposal), owner)| quick_item(inv, proposal, owner))
+        .collect();
+    let mut tx = store.autocommit().await.map_err(Abandoned::Store)?;
+    let proposed = tx.propose_many(first.workspace, &items, first.now).await.map_err(Abandoned::Store)?;
+    tx.commit().await.map_err(Abandoned::Store)?;
+    let mut answers = Vec::with_capacity(jobs.len());
+    for ((inv, command), experiment) in jobs.iter().zip(proposed) {
+        answers.push(match experiment {
+            Some(experiment) => Ok(proposal_reply(&experiment, first.now.date_naive())),
+            // A channel or member seen for the first time: the full path creates them.
+            None => write_one(store, defaults, inv, command.clone()).await,
+        });
+    }
+    Ok(Some(answers))
 }
 
 /// A proposal with no review date: nothing about it depends on anyone's time zone.

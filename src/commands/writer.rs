@@ -7,16 +7,18 @@
 //! (see `execute::write_batch`), so a burst in one workspace pays for one commit. Workspaces never
 //! wait for each other: each has its own writer, started on its first write and retired when idle.
 //!
-//! A batch runs in a task of its own, so a command that panics takes nothing down: the batch is
-//! given up, its other commands run again one by one, and the one that panicked is answered with an
+//! A panic is caught where the command runs, so it takes nothing down: a batch it broke is given up
+//! and its other commands run again one by one, and the one that panicked is answered with an
 //! apology. A writer that is gone is replaced by the next command to its workspace.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Command;
@@ -195,14 +197,33 @@ async fn write(ws: WorkspaceId, mut jobs: mpsc::Receiver<Job>, writers: Writers)
     }
 }
 
+/// Runs one command, a panic included in the answer.
+async fn run_one(runner: &Arc<dyn Run>, job: (Invocation, Command)) -> Result<Message, CommandError> {
+    match AssertUnwindSafe(runner.one(job)).catch_unwind().await {
+        Ok(result) => result.map_err(CommandError::from),
+        Err(panic) => {
+            let cause = panic_text(panic.as_ref());
+            tracing::error!(cause, "a command panicked");
+            Err(CommandError::Panicked(cause))
+        }
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
+}
+
 /// Runs a batch and answers each command. A batch that is given up (or panics) before its commit
 /// kept nothing, so its commands run again one by one.
 async fn run(runner: &Arc<dyn Run>, batch: Vec<Job>) {
     let (answers, work): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|job| (job.answer, (job.invocation, job.command))).unzip();
     if work.len() > 1 {
-        let shared = tokio::spawn(runner.batch(work.clone())).await;
-        match shared {
+        match AssertUnwindSafe(runner.batch(work.clone())).catch_unwind().await {
             Ok(Ok(results)) => {
                 for (answer, result) in answers.into_iter().zip(results) {
                     // The asker may have gone (its request timed out); the command still happened.
@@ -218,19 +239,17 @@ async fn run(runner: &Arc<dyn Run>, batch: Vec<Job>) {
                 );
             }
             Err(panic) => {
-                tracing::error!(error = %panic, commands = work.len(), "a command panicked in a shared transaction; running its commands one by one");
+                let cause = panic_text(panic.as_ref());
+                tracing::error!(
+                    cause,
+                    commands = work.len(),
+                    "a command panicked in a shared transaction; running its commands one by one"
+                );
             }
         }
     }
     for (answer, job) in answers.into_iter().zip(work) {
-        let result = match tokio::spawn(runner.one(job)).await {
-            Ok(result) => result.map_err(CommandError::from),
-            Err(panic) => {
-                tracing::error!(error = %panic, "a command panicked");
-                Err(CommandError::Panicked(panic.to_string()))
-            }
-        };
-        let _ = answer.send(result);
+        let _ = answer.send(run_one(runner, job).await);
     }
 }
 

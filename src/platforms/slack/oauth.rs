@@ -2,6 +2,8 @@
 //! Slack with a single-use state (CSRF), and `/slack/oauth/callback` exchanges the code for the
 //! workspace's bot token, which is stored sealed.
 
+use std::sync::Arc;
+
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -47,7 +49,7 @@ fn redirect_uri(slack: &Slack) -> String {
     slack.public_url_for("/slack/oauth/callback")
 }
 
-pub async fn install(State(app): State<SlackApp>) -> Response {
+pub async fn install(State(app): State<Arc<SlackApp>>) -> Response {
     let slack = &app.slack;
     let SlackInstall::OAuth { client_id, .. } = &slack.install else {
         return page(
@@ -93,7 +95,7 @@ pub struct Callback {
     error: Option<String>,
 }
 
-pub async fn callback(State(app): State<SlackApp>, Query(params): Query<Callback>) -> Response {
+pub async fn callback(State(app): State<Arc<SlackApp>>, Query(params): Query<Callback>) -> Response {
     let slack = &app.slack;
     let SlackInstall::OAuth { client_id, client_secret } = &slack.install else {
         return page(StatusCode::NOT_FOUND, "Nothing to install", "This nudge serves one Slack workspace.");

@@ -37,7 +37,7 @@ pub fn routes(core: Core, slack: Arc<Slack>) -> Router {
         .route("/slack/events", post(events))
         .route("/slack/install", get(oauth::install))
         .route("/slack/oauth/callback", get(oauth::callback))
-        .with_state(SlackApp { core, slack })
+        .with_state(Arc::new(SlackApp { core, slack }))
 }
 
 fn slack(app: &SlackApp) -> &Arc<Slack> {
@@ -104,7 +104,7 @@ fn not_installed(slack: &Slack) -> String {
 
 // ----- slash commands ---------------------------------------------------------------------------
 
-async fn commands(State(app): State<SlackApp>, headers: HeaderMap, body: Bytes) -> Response {
+async fn commands(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
     if !verified(&app, &headers, &body) {
         return HttpError::Unauthorized.into_response();
     }
@@ -130,10 +130,10 @@ async fn commands(State(app): State<SlackApp>, headers: HeaderMap, body: Bytes) 
     let slack = slack(&app);
     let invocation = Invocation {
         workspace: ws,
-        channel_id: form.channel_id,
-        channel_name: form.channel_name,
-        member_id: form.user_id,
-        member_name: form.user_name,
+        channel_id: form.channel_id.to_string(),
+        channel_name: form.channel_name.to_string(),
+        member_id: form.user_id.to_string(),
+        member_name: form.user_name.to_string(),
         now: app.clock.now(),
     };
     let span =
@@ -172,15 +172,15 @@ fn modal_request(command_name: &str, text: &str) -> Option<ModalRequest> {
     }
 }
 
-async fn open_modal_for_command(app: SlackApp, form: SlashCommand, request: ModalRequest) -> Response {
-    let Some(trigger_id) = form.trigger_id.clone() else {
+async fn open_modal_for_command(app: Arc<SlackApp>, form: SlashCommand<'_>, request: ModalRequest) -> Response {
+    let Some(trigger_id) = form.trigger_id.as_deref().map(str::to_string) else {
         return private("Slack sent no trigger id, so the form cannot open; type the whole command instead.");
     };
     let ws = match workspace_for(&app, &form.team_id, &form.team_domain).await {
         Ok(ws) => ws,
         Err(answer) => return private(answer),
     };
-    let origin = ModalOrigin { channel_id: form.channel_id.clone(), channel_name: form.channel_name.clone() };
+    let origin = ModalOrigin { channel_id: form.channel_id.to_string(), channel_name: form.channel_name.to_string() };
     let metadata = serde_json::to_string(&origin).unwrap_or_default();
     let view = match request {
         ModalRequest::Propose => render::modal(&forms::propose(), &metadata),
@@ -197,7 +197,8 @@ async fn open_modal_for_command(app: SlackApp, form: SlashCommand, request: Moda
             }
         },
     };
-    spawn_open_view(app, form.team_id, trigger_id, view, form.response_url);
+    let response_url = form.response_url.as_deref().map(str::to_string);
+    spawn_open_view(app, form.team_id.to_string(), trigger_id, view, response_url);
     // An empty 200 acknowledges the command without a message; the form is the answer.
     StatusCode::OK.into_response()
 }
@@ -221,7 +222,7 @@ async fn load_pledge(app: &SlackApp, ws: WorkspaceId, id: PledgeRef) -> Result<O
 /// When Slack will not open the form (busy, rate limited), the person hears so through the
 /// command's or button's response URL rather than seeing nothing happen.
 fn spawn_open_view(
-    app: SlackApp,
+    app: Arc<SlackApp>,
     team_id: String,
     trigger_id: String,
     view: serde_json::Value,
@@ -256,7 +257,7 @@ fn spawn_open_view(
 
 // ----- interactivity ----------------------------------------------------------------------------
 
-async fn interactions(State(app): State<SlackApp>, headers: HeaderMap, body: Bytes) -> Response {
+async fn interactions(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
     if !verified(&app, &headers, &body) {
         return HttpError::Unauthorized.into_response();
     }
@@ -277,7 +278,7 @@ async fn interactions(State(app): State<SlackApp>, headers: HeaderMap, body: Byt
     }
 }
 
-async fn block_actions(app: SlackApp, payload: wire::BlockActions) -> Response {
+async fn block_actions(app: Arc<SlackApp>, payload: wire::BlockActions) -> Response {
     let Some(team_id) = wire::team_of(payload.team.as_ref(), &payload.user) else {
         return StatusCode::OK.into_response();
     };
@@ -406,7 +407,7 @@ fn response_type(visibility: Visibility) -> &'static str {
     }
 }
 
-async fn view_submission(app: SlackApp, payload: wire::ViewSubmission) -> Response {
+async fn view_submission(app: Arc<SlackApp>, payload: wire::ViewSubmission) -> Response {
     let command = match render::read_submission(&payload.view.callback_id, &payload.view.state.values) {
         Ok(command) => command,
         Err(errors) => return field_errors(errors),
@@ -450,7 +451,7 @@ fn field_errors(errors: FieldErrors) -> Response {
 
 // ----- events -----------------------------------------------------------------------------------
 
-async fn events(State(app): State<SlackApp>, headers: HeaderMap, body: Bytes) -> Response {
+async fn events(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
     if !verified(&app, &headers, &body) {
         return HttpError::Unauthorized.into_response();
     }

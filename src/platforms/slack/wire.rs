@@ -1,25 +1,34 @@
 //! Slack's wire formats as serde types: the slash-command form, interaction payloads and Events
 //! API envelopes. Only the fields nudge reads; Slack adds fields freely, and they are ignored.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 /// A slash command, form-encoded (`application/x-www-form-urlencoded`).
 #[derive(Debug, Clone, Deserialize)]
-pub struct SlashCommand {
-    pub command: String,
-    #[serde(default)]
-    pub text: String,
-    pub team_id: String,
-    #[serde(default)]
-    pub team_domain: String,
-    pub channel_id: String,
-    #[serde(default)]
-    pub channel_name: String,
-    pub user_id: String,
-    #[serde(default)]
-    pub user_name: String,
-    pub response_url: Option<String>,
-    pub trigger_id: Option<String>,
+pub struct SlashCommand<'a> {
+    // Borrowed from the body where nothing needed decoding: a command is read on every request.
+    #[serde(borrow)]
+    pub command: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub text: Cow<'a, str>,
+    #[serde(borrow)]
+    pub team_id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub team_domain: Cow<'a, str>,
+    #[serde(borrow)]
+    pub channel_id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub channel_name: Cow<'a, str>,
+    #[serde(borrow)]
+    pub user_id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub user_name: Cow<'a, str>,
+    #[serde(borrow)]
+    pub response_url: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub trigger_id: Option<Cow<'a, str>>,
 }
 
 /// The interactivity form: one field holding the JSON payload.
