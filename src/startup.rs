@@ -183,3 +183,25 @@ pub fn banner(config: &Config, address: SocketAddr) -> String {
     lines.push(format!("Health: http://{address}/healthz  Readiness: http://{address}/readyz"));
     lines.join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_background_loop_that_dies_makes_readiness_fail_with_its_cause() {
+        let health = Health::default();
+        supervise("the scheduler", health.clone(), CancellationToken::new(), async { panic!("boom") }).await;
+        assert_eq!(health.problems(), vec!["the scheduler: panicked: boom".to_string()]);
+        supervise("the outbox sender", health.clone(), CancellationToken::new(), async {}).await;
+        assert_eq!(health.problems().len(), 2, "a loop that returns early has stopped too");
+    }
+
+    #[tokio::test]
+    async fn a_loop_that_ends_because_nudge_stops_is_no_problem() {
+        let (health, shutdown) = (Health::default(), CancellationToken::new());
+        shutdown.cancel();
+        supervise("the scheduler", health.clone(), shutdown, async {}).await;
+        assert!(health.problems().is_empty());
+    }
+}

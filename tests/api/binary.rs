@@ -19,11 +19,17 @@ pub(crate) fn nudge_in(dir: &std::path::Path) -> Command {
     command
 }
 
+/// With no configuration nudge serves on 127.0.0.1:3000 (the configuration's own test checks that
+/// default); here it is given port 0, so the test never collides with whatever else has port 3000.
 #[test]
-fn with_no_configuration_nudge_serves_on_port_3000_with_an_sqlite_file_and_stops_on_sigterm() {
+fn with_nothing_but_a_port_nudge_serves_with_an_sqlite_file_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child =
-        nudge_in(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the nudge binary starts");
+    let mut child = nudge_in(dir.path())
+        .env("NUDGE_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the nudge binary starts");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut banner = String::new();
     stdout.read_line(&mut banner).unwrap();
@@ -31,16 +37,17 @@ fn with_no_configuration_nudge_serves_on_port_3000_with_an_sqlite_file_and_stops
         let _ = child.wait();
         let mut err = String::new();
         std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-        panic!("nudge did not start (is something else on 127.0.0.1:3000?): {err}");
+        panic!("nudge did not start: {err}");
     }
-    assert!(banner.contains("listening on http://127.0.0.1:3000 (SQLite at nudge.db)"), "{banner}");
+    assert!(banner.contains("listening on http://127.0.0.1:") && banner.contains("(SQLite at nudge.db)"), "{banner}");
+    let address = banner.split("http://").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap().to_string();
     let mut rest = String::new();
     for _ in 0..4 {
         stdout.read_line(&mut rest).unwrap();
     }
     assert!(rest.contains("Slack") && rest.contains("not configured"), "the banner says what is configured: {rest}");
 
-    let health = std::net::TcpStream::connect("127.0.0.1:3000").and_then(|mut stream| {
+    let health = std::net::TcpStream::connect(&address).and_then(|mut stream| {
         use std::io::{Read, Write};
         stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
         let mut response = String::new();

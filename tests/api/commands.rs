@@ -381,3 +381,84 @@ on_both_backends! {
         assert!(all_text(&shown).contains("Status: proposed"));
     }
 }
+
+/// Holds a write lock another process could hold: on Postgres the workspace's row (its short-id
+/// counter), on SQLite the database file's write lock. Released when dropped.
+enum HeldLock {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl HeldLock {
+    async fn on(url: &str, ws: WorkspaceId) -> HeldLock {
+        use sqlx::Connection;
+        if url.starts_with("postgres") {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+            sqlx::query("SELECT id FROM workspaces WHERE id = $1 FOR UPDATE")
+                .bind(ws.0)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            HeldLock::Postgres(conn)
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
+            HeldLock::Sqlite(conn)
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            HeldLock::Postgres(mut conn) => sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.map(|_| ()).unwrap(),
+            HeldLock::Sqlite(mut conn) => sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.map(|_| ()).unwrap(),
+        }
+    }
+}
+
+/// While a write in one workspace waits for a lock held elsewhere, reads in that workspace and in
+/// another are answered: reads never queue behind writes. The write then goes through.
+async fn reads_are_answered_while_a_write_waits_on_a_held_lock(backend: crate::helpers::Backend) {
+    let db = crate::helpers::TestDb::new(backend).await;
+    let store = db.store().await;
+    let ada = Typist::ada(&store).await;
+    let eve_ws = workspace(&store, "T02").await;
+    let eve = Typist { store: store.clone(), ws: eve_ws, member_id: "U09", member_name: "Eve", now: ada.now };
+    // Both have typed in their channels before, so their reads need nothing written.
+    ada.says("/experiment", PROPOSAL).await;
+    eve.says("/experiment", SECOND_PROPOSAL).await;
+    let commands = Commands::new(store.clone(), defaults());
+
+    let held = HeldLock::on(&db.url, ada.ws).await;
+    let blocked = {
+        let (commands, invocation) = (commands.clone(), ada.invocation());
+        tokio::spawn(async move { commands.execute(invocation, parse("/experiment", PROPOSAL).unwrap()).await })
+    };
+    let read = |typist: &Typist, text: &'static str| {
+        let (commands, invocation) = (commands.clone(), typist.invocation());
+        async move { commands.execute(invocation, parse("/experiment", text).unwrap()).await.unwrap() }
+    };
+    // A bound only so that a regression fails instead of hanging; nothing here measures time.
+    let in_time = std::time::Duration::from_secs(20);
+    let listed =
+        tokio::time::timeout(in_time, read(&eve, "list")).await.expect("a read in another workspace is answered");
+    assert!(all_text(&listed).contains("E-1 · Pricing page FAQ"), "{}", all_text(&listed));
+    let shown =
+        tokio::time::timeout(in_time, read(&ada, "show E-1")).await.expect("a read in the same workspace is answered");
+    assert!(all_text(&shown).contains("Status: proposed"), "{}", all_text(&shown));
+    assert!(!blocked.is_finished(), "the write is still waiting for the lock");
+
+    held.release().await;
+    let proposed = blocked.await.unwrap().expect("the write goes through once the lock is released");
+    assert!(proposed.text.contains("proposed E-2"), "{}", proposed.text);
+}
+
+#[tokio::test]
+async fn postgres_reads_are_answered_while_a_write_waits_on_a_held_lock() {
+    reads_are_answered_while_a_write_waits_on_a_held_lock(crate::helpers::Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_reads_are_answered_while_a_write_waits_on_a_held_lock() {
+    reads_are_answered_while_a_write_waits_on_a_held_lock(crate::helpers::Backend::Sqlite).await;
+}

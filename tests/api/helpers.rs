@@ -130,6 +130,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub store: Store,
+    /// The work the app does after answering (platform calls): what [`TestApp::settle`] waits for.
+    tasks: tokio_util::task::TaskTracker,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     _db: TestDb,
@@ -155,9 +157,10 @@ impl TestApp {
         let app = Application::build(config, clock.clone()).await.expect("the app builds");
         let address = app.address();
         let store = app.store().clone();
+        let tasks = app.tasks();
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        TestApp { address, client: reqwest::Client::new(), clock, store, shutdown, server, _db: db }
+        TestApp { address, client: reqwest::Client::new(), clock, store, tasks, shutdown, server, _db: db }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -166,6 +169,16 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("request reaches the app")
+    }
+
+    /// Waits until everything the app started after its answers has finished (it calls no platform
+    /// any more), so a test can assert that nothing more happened.
+    pub async fn settle(&self) {
+        self.tasks.close();
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.tasks.wait())
+            .await
+            .expect("the app's work after its answers finishes within 10 s");
+        self.tasks.reopen();
     }
 
     /// Stops the server through its cancellation token and waits for it to finish.

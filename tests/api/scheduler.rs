@@ -302,3 +302,76 @@ async fn a_pledge_reminder_comes_in_the_owners_morning_when_their_zone_is_known(
     assert_eq!(local.format("%a %d %b %H:%M").to_string(), "Wed 25 Nov 09:00", "09:00 in Los Angeles, not in Berlin");
     assert_eq!(due.outcome, "fired");
 }
+
+/// Nothing due: a tick is one lookup and writes nothing, whatever the number of channels.
+async fn an_idle_tick_writes_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let team = Team::new(&store, monday_morning()).await;
+    team.says("/nudge", "schedule mon 09:30").await;
+    team.says("/pledge", "call five customers by fri").await;
+    let scheduler = team.scheduler(&store);
+    let sequence = || async {
+        let mut tx = store.read().await.unwrap();
+        tx.row_counts(team.ws).await.unwrap()
+    };
+    let (writes, rows) = (store.writes_begun(), sequence().await);
+    // Monday 11:00 to 16:00 in Berlin: the day's small wins come at 17:00, nothing before.
+    for _ in 0..15 {
+        team.clock.advance(Duration::minutes(20));
+        assert_eq!(scheduler.tick().await.unwrap(), Default::default());
+    }
+    assert_eq!(store.writes_begun(), writes, "no transaction that writes was begun");
+    assert_eq!(sequence().await, rows);
+    assert!(team.occurrences("").await.is_empty());
+    if backend == Backend::Postgres {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+        let burned: i64 =
+            sqlx::query_scalar("SELECT COALESCE((SELECT last_value FROM occurrences_id_seq WHERE is_called), 0)")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(burned, 0, "no occurrence id was taken");
+    }
+}
+
+#[tokio::test]
+async fn postgres_an_idle_tick_writes_nothing() {
+    an_idle_tick_writes_nothing(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_an_idle_tick_writes_nothing() {
+    an_idle_tick_writes_nothing(Backend::Sqlite).await;
+}
+
+/// A schedule changed on Monday moves that week's check-in to the new time, and only there.
+async fn a_changed_schedule_fires_at_the_new_time(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let team = Team::new(&store, monday_morning()).await;
+    team.says("/nudge", "settings").await;
+    assert!(team.says("/nudge", "schedule tue 11:00").await.contains("Tuesdays at 11:00"));
+    let scheduler = team.scheduler(&store);
+    while team.clock.now() < berlin(2, 12, 12, 0) {
+        team.clock.advance(Duration::minutes(15));
+        scheduler.tick().await.unwrap();
+    }
+    let checkins: Vec<(String, String)> =
+        team.occurrences("checkin").await.into_iter().map(|(at, outcome, _)| (at, outcome)).collect();
+    assert_eq!(
+        checkins,
+        vec![("Tue 24 Nov 11:00".to_string(), "fired".to_string()), ("Tue 01 Dec 11:00".into(), "fired".into())],
+        "never at the old Monday 09:30"
+    );
+}
+
+#[tokio::test]
+async fn postgres_a_changed_schedule_fires_at_the_new_time() {
+    a_changed_schedule_fires_at_the_new_time(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_changed_schedule_fires_at_the_new_time() {
+    a_changed_schedule_fires_at_the_new_time(Backend::Sqlite).await;
+}

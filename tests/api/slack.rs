@@ -545,7 +545,7 @@ async fn an_unknown_button_is_acknowledged_and_nothing_else_happens() {
     assert_eq!(response.status(), 200);
     let closed = json!({"type": "view_closed", "team": {"id": "T01", "domain": "acme"}, "user": {"id": "U01"}, "view": {"callback_id": "propose", "state": {"values": {}}}, "is_cleared": false});
     assert_eq!(t.interaction(closed).await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    t.app.settle().await;
     assert_eq!(t.slack.received_requests().await.unwrap().len(), 0);
 }
 
@@ -576,7 +576,7 @@ async fn a_mention_is_answered_once_however_often_slack_delivers_it(backend: Bac
     let body: Value = serde_json::from_slice(&posted[0].body).unwrap();
     assert_eq!((body["channel"].as_str(), body["user"].as_str()), (Some("C01"), Some("U01")));
     assert!(visible_text(&body).contains("/experiment propose"), "the mention is answered with help");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.app.settle().await;
     assert_eq!(t.calls_now("/api/chat.postEphemeral").await, 1, "retries and duplicates have no second effect");
 }
 
@@ -665,23 +665,17 @@ async fn a_persons_time_zone_is_learned_from_slack_after_their_first_command() {
         .mount(&t.slack)
         .await;
     t.slash("/pledge", "call five customers by fri").await;
+    t.app.settle().await;
     let asked = t.calls_to("/api/users.info", 1).await;
     assert!(String::from_utf8_lossy(&asked[0].body).contains("user=U01"));
-    let mut zone = None;
-    for _ in 0..100 {
-        let mut tx = t.app.store.begin().await.unwrap();
-        let ws = tx.workspace("slack", "T01").await.unwrap().unwrap();
-        let (_, member) = tx.channel_and_member(ws, "C01", "U01").await.unwrap();
-        zone = member.and_then(|m| m.time_zone);
-        if zone.is_some() {
-            break;
-        }
-        drop(tx);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut tx = t.app.store.read().await.unwrap();
+    let ws = tx.workspace("slack", "T01").await.unwrap().unwrap();
+    let (_, member) = tx.channel_and_member(ws, "C01", "U01").await.unwrap();
+    let zone = member.and_then(|m| m.time_zone);
     assert_eq!(zone.map(|z| z.name().to_string()).as_deref(), Some("America/New_York"));
+    drop(tx);
     // Once per person: a second command does not ask again.
     t.slash("/pledge", "list").await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    t.app.settle().await;
     assert_eq!(t.calls_now("/api/users.info").await, 1);
 }
