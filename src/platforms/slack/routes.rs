@@ -467,6 +467,11 @@ async fn events(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Byte
         EventEnvelope::EventCallback(callback) => callback,
         EventEnvelope::Other => return StatusCode::OK.into_response(),
     };
+    let channel = match &callback.event {
+        Event::AppMention { channel, .. } => channel.as_str(),
+        _ => "",
+    };
+    let span = tracing::info_span!("event", team = %callback.team_id, channel, event_id = %callback.event_id);
     // Slack retries (with or without retry headers); the unique event id makes the second one a no-op.
     let first_time = async {
         let mut tx = app.store.begin().await?;
@@ -474,6 +479,7 @@ async fn events(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Byte
         tx.commit().await?;
         Ok::<bool, crate::store::StoreError>(new)
     }
+    .instrument(span)
     .await;
     match first_time {
         Ok(true) => {}
