@@ -31,3 +31,16 @@ CREATE TABLE next_firings (
     PRIMARY KEY (channel_id, job)
 );
 CREATE INDEX next_firings_due ON next_firings (due_at);
+
+-- What a platform keeps about a workspace's channels and members that the core has no column for
+-- (a Teams conversation reference, a direct-message channel id), as text by kind and key, so a
+-- platform needs no table of its own and no query outside its folder.
+CREATE TABLE platform_records (
+    workspace_id        BIGINT NOT NULL REFERENCES workspaces (id),
+    platform            TEXT NOT NULL,
+    kind                TEXT NOT NULL,
+    key                 TEXT NOT NULL,
+    value               TEXT NOT NULL,
+    updated_at          BIGINT NOT NULL,
+    PRIMARY KEY (workspace_id, platform, kind, key)
+);

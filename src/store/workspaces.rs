@@ -362,4 +362,57 @@ impl Tx {
         });
         Ok(())
     }
+
+    // ----- platform records ---------------------------------------------------------------------
+
+    /// Keeps something a platform knows about one of the workspace's channels or members (by
+    /// `kind` and `key`), replacing what it kept before.
+    pub async fn save_platform_record(
+        &mut self,
+        ws: WorkspaceId,
+        platform: &str,
+        kind: &str,
+        key: &str,
+        value: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_conn!(write self, |c, pg| {
+            sqlx::query(
+                "INSERT INTO platform_records (workspace_id, platform, kind, key, value, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id, platform, kind, key) \
+                 DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(ws.0)
+            .bind(platform)
+            .bind(kind)
+            .bind(key)
+            .bind(value)
+            .bind(to_millis(now))
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// What a platform kept under `kind` and `key` in the workspace, if anything.
+    pub async fn platform_record(
+        &mut self,
+        ws: WorkspaceId,
+        platform: &str,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let found: Option<String> = on_conn!(self, |c, pg| {
+            sqlx::query_scalar(
+                "SELECT value FROM platform_records WHERE workspace_id = $1 AND platform = $2 AND kind = $3 AND key = $4",
+            )
+            .bind(ws.0)
+            .bind(platform)
+            .bind(kind)
+            .bind(key)
+            .fetch_optional(&mut *c)
+            .await?
+        });
+        Ok(found)
+    }
 }

@@ -345,6 +345,20 @@ on_both_backends! {
         assert_eq!(renamed.unwrap().display_name, "Ada L.");
     }
 
+    async fn a_platform_keeps_its_own_records_per_workspace(store: Store) {
+        let (ws, _, _) = team(&store, "T01").await;
+        let (other, _, _) = team(&store, "T02").await;
+        let now = monday_morning();
+        let mut tx = store.begin().await.unwrap();
+        tx.save_platform_record(ws, "teams", "conversation", "C01", r#"{"id":"19:abc"}"#, now).await.unwrap();
+        tx.save_platform_record(ws, "teams", "conversation", "C01", r#"{"id":"19:def"}"#, now).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.read().await.unwrap();
+        assert_eq!(tx.platform_record(ws, "teams", "conversation", "C01").await.unwrap().as_deref(), Some(r#"{"id":"19:def"}"#));
+        assert_eq!(tx.platform_record(other, "teams", "conversation", "C01").await.unwrap(), None, "scoped by workspace");
+        assert_eq!(tx.platform_record(ws, "slack", "conversation", "C01").await.unwrap(), None, "and by platform");
+    }
+
     async fn a_new_channel_has_each_job_planned_and_a_new_schedule_moves_its_check_in(store: Store) {
         let (_, channel, _) = team(&store, "T01").await;
         let mut tx = store.read_once().await.unwrap();
