@@ -100,12 +100,16 @@ impl Commands {
         match command {
             Command::Help(topic) => Ok(help_reply(topic)),
             command if is_read(&command) => {
-                let Executor { store, defaults } = self.executor.clone();
-                // In a task of its own, so that a panic is an answer, not a dropped connection.
-                let read = tokio::spawn(async move { execute::read(&store, &defaults, &invocation, command).await });
-                match read.await {
+                let Executor { store, defaults } = &self.executor;
+                // A panic is an answer (an apology), not a dropped connection.
+                let read = execute::read(store, defaults, &invocation, command);
+                match AssertUnwindSafe(read).catch_unwind().await {
                     Ok(result) => Ok(result?),
-                    Err(error) => Err(CommandError::Panicked(error.to_string())),
+                    Err(panic) => {
+                        let cause = panic_text(panic.as_ref());
+                        tracing::error!(cause, "a read panicked");
+                        Err(CommandError::Panicked(cause))
+                    }
                 }
             }
             command => self.writers.submit(invocation, command).await,
