@@ -2,9 +2,12 @@
 //! platform's forms, and their execution (Command → [`Message`](crate::message::Message)), free of
 //! any platform's wire format.
 
+mod channel;
 pub mod execute;
+mod experiments;
 pub mod form;
 pub mod grammar;
+mod pledges;
 pub mod writer;
 
 use chrono::{NaiveDate, Weekday};

@@ -1,0 +1,152 @@
+//! `/nudge`: the channel's rules, schedule, quiet days, pause, settings, and the digest on demand.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use super::execute::{Context, Failure, refuse};
+use super::*;
+use crate::domain::digest::Digest;
+use crate::domain::schedule::{QuietDays, weekday_name};
+use crate::message::build::{self, day_label};
+use crate::message::{Message, Section};
+use crate::store::{ChannelRecord, EventKind, Tx};
+
+pub(super) async fn run(tx: &mut Tx, ctx: &Context<'_>, command: NudgeCommand) -> Result<Message, Failure> {
+    let channel = &ctx.channel;
+    match command {
+        NudgeCommand::ShowRules if channel.rules.is_empty() => Ok(Message::private(
+            "This channel has no rules yet. Agree the rules of the game early: `/nudge rules set <text>`",
+        )),
+        NudgeCommand::ShowRules => {
+            Ok(Message::private("📜 The rules of the game in this channel").with_section(Section::body(&channel.rules)))
+        }
+        NudgeCommand::SetRules(rules) => {
+            tx.set_rules(ctx.ws, channel.id, &rules).await?;
+            ctx.event(tx, EventKind::RulesSet, None, serde_json::json!({})).await?;
+            let text = format!("📜 {} set the rules of the game for this channel", ctx.member.display_name);
+            Ok(Message::channel(text).with_section(Section::body(rules)))
+        }
+        NudgeCommand::ShowSchedule => Ok(Message::private(schedule_line(channel, ctx.now))),
+        NudgeCommand::SetSchedule { schedule, time_zone } => {
+            let zone = time_zone.unwrap_or(channel.time_zone);
+            tx.set_schedule(channel, &schedule, zone, ctx.now).await?;
+            let data = serde_json::json!({ "schedule": schedule.expression(), "time_zone": zone.name() });
+            ctx.event(tx, EventKind::ScheduleSet, None, data).await?;
+            let updated = ChannelRecord { schedule, time_zone: zone, ..channel.clone() };
+            Ok(Message::channel(format!("🗓️ {}", schedule_line(&updated, ctx.now))))
+        }
+        NudgeCommand::Quiet(change) => set_quiet(tx, ctx, change).await,
+        NudgeCommand::Pause { weeks } => pause(tx, ctx, weeks).await,
+        NudgeCommand::Digest => digest(tx, ctx).await,
+        NudgeCommand::Settings => Ok(settings(ctx)),
+    }
+}
+
+fn schedule_line(channel: &ChannelRecord, now: DateTime<Utc>) -> String {
+    let zone = channel.time_zone;
+    let next = channel
+        .schedule
+        .next_after(now, zone)
+        .map(|at| at.with_timezone(&zone).format("%a %-d %b %H:%M").to_string())
+        .unwrap_or_else(|| "never".into());
+    format!("Check-ins: {} ({}). Next: {next}.", channel.schedule.describe(), zone.name())
+}
+
+async fn set_quiet(tx: &mut Tx, ctx: &Context<'_>, change: QuietChange) -> Result<Message, Failure> {
+    let today = ctx.channel_today();
+    let quiet = match change {
+        QuietChange::Clear => QuietDays::default(),
+        QuietChange::Set { weekdays, holidays } => {
+            if let Some(past) = holidays.iter().find(|d| **d < today) {
+                return refuse(format!("{past} has already passed; quiet days are for today or later."));
+            }
+            let mut quiet = ctx.channel.quiet.clone();
+            if let Some(weekdays) = weekdays {
+                if weekdays.len() == 7 {
+                    return refuse(
+                        "Every day quiet would silence nudge; to stop it for a while use `/nudge pause <weeks>`.",
+                    );
+                }
+                quiet.weekdays = weekdays;
+            }
+            // Past holidays no longer matter; dropping them keeps the list short.
+            quiet.holidays.retain(|d| *d >= today);
+            quiet.holidays.extend(holidays);
+            let normalized = QuietDays::from_stored(&quiet.weekdays_to_stored(), &quiet.holidays_to_stored());
+            if normalized.holidays.len() > 100 {
+                return refuse("That would be more than 100 holidays; clear old ones with `/nudge quiet off` first.");
+            }
+            normalized
+        }
+    };
+    tx.set_quiet_days(ctx.ws, ctx.channel.id, &quiet.weekdays_to_stored(), &quiet.holidays_to_stored()).await?;
+    let data = serde_json::json!({ "weekdays": quiet.weekdays_to_stored(), "holidays": quiet.holidays_to_stored() });
+    ctx.event(tx, EventKind::QuietDaysSet, None, data).await?;
+    Ok(Message::channel(format!("🤫 {}", quiet_line(&quiet))))
+}
+
+fn quiet_line(quiet: &QuietDays) -> String {
+    if quiet.weekdays.is_empty() && quiet.holidays.is_empty() {
+        return "No quiet days: nudge posts on any day its schedule says.".into();
+    }
+    let mut parts = Vec::new();
+    if !quiet.weekdays.is_empty() {
+        let days: Vec<&str> = quiet.weekdays.iter().map(|d| weekday_name(*d)).collect();
+        parts.push(format!("every {}", days.join(", ")));
+    }
+    if !quiet.holidays.is_empty() {
+        let days: Vec<String> = quiet.holidays.iter().map(|d| d.to_string()).collect();
+        parts.push(days.join(", "));
+    }
+    format!("Quiet days (no automated posts): {}.", parts.join("; "))
+}
+
+async fn pause(tx: &mut Tx, ctx: &Context<'_>, weeks: u32) -> Result<Message, Failure> {
+    let until = (weeks > 0).then(|| ctx.channel_today() + Duration::weeks(weeks.into()));
+    tx.set_paused_until(ctx.ws, ctx.channel.id, until).await?;
+    let data = serde_json::json!({ "until": until.map(|d| d.to_string()) });
+    ctx.event(tx, EventKind::PauseSet, None, data).await?;
+    let text = match until {
+        Some(day) => format!(
+            "⏸️ {} paused nudge's automated posts here until {}. `/nudge pause 0` resumes them sooner.",
+            ctx.member.display_name,
+            day_label(day, ctx.channel_today())
+        ),
+        None => "▶️ Automated posts are back on in this channel.".into(),
+    };
+    Ok(Message::channel(text))
+}
+
+async fn digest(tx: &mut Tx, ctx: &Context<'_>) -> Result<Message, Failure> {
+    // A year of events is enough to count the learning streak in weeks.
+    let since = ctx.now - Duration::weeks(53);
+    let events = tx.events_since(ctx.ws, ctx.channel.id, since).await?;
+    let digest = Digest::compute(&events, ctx.now, ctx.channel.time_zone);
+    Ok(build::digest(&digest, &ctx.channel.name))
+}
+
+fn settings(ctx: &Context<'_>) -> Message {
+    let channel = &ctx.channel;
+    let paused = match channel.paused_until {
+        Some(day) if day > ctx.channel_today() => format!("until {}", day_label(day, ctx.channel_today())),
+        _ => "no".into(),
+    };
+    let rules = if channel.rules.is_empty() { "none yet".to_string() } else { channel.rules.clone() };
+    let section = Section::heading(format!("Settings for #{}", channel.name))
+        .with_field("Check-ins", schedule_line(channel, ctx.now))
+        .with_field("Quiet days", quiet_line(&channel.quiet))
+        .with_field("Paused", paused)
+        .with_field("Open pledges per person", ctx.defaults.max_open_pledges.to_string())
+        .with_field(
+            "Overdue pledges",
+            format!("the owner hears after 1 day, the channel after {} days", channel.escalate_after_days),
+        )
+        .with_field("Rules", rules);
+    Message::private("⚙️ nudge settings for this channel").with_section(section)
+}
+
+impl Context<'_> {
+    /// Channel-wide dates (quiet days, pauses) follow the channel's zone, not the typist's.
+    pub(super) fn channel_today(&self) -> NaiveDate {
+        self.now.with_timezone(&self.channel.time_zone).date_naive()
+    }
+}
