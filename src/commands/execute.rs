@@ -12,16 +12,17 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use super::grammar::{UsageError, help_text};
-use super::{Command, ExperimentCommand, HelpTopic, NudgeCommand, PledgeCommand, Proposal};
+use super::{Command, ExperimentCommand, HelpTopic, NudgeCommand, PledgeCommand, PledgeFilter, Proposal};
 use crate::config::Defaults;
 use crate::domain::dates::DueDate;
-use crate::domain::experiment::{self};
+use crate::domain::experiment;
 use crate::domain::ids::{ChannelId, MemberId};
+use crate::domain::schedule::QuietDays;
 use crate::message::build::experiment_section;
 use crate::message::{Message, Section};
 use crate::store::{
     ChannelDefaults, ChannelRecord, EventKind, ExperimentRecord, MemberRecord, NewEvent, NewExperiment, QuickProposal,
-    Reminders, Store, StoreError, Tx, WorkspaceId,
+    Reminders, Store, StoreError, Subject, Tx, WorkspaceId,
 };
 
 /// Most items one reply lists, so every reply fits the platforms' message limits.
@@ -37,7 +38,15 @@ pub struct Invocation {
     pub member_id: String,
     pub member_name: String,
     pub now: DateTime<Utc>,
+    /// Typed (or clicked) in a direct conversation with nudge rather than in a team channel. Such
+    /// a conversation never becomes a channel: commands about an experiment or a pledge count in
+    /// its own channel, and commands about a channel ask to be typed in one.
+    pub direct: bool,
 }
+
+/// What to answer a channel command typed in a direct conversation.
+const TEAM_CHANNEL_ONLY: &str = "That works in a team channel: type it where your team talks, and nudge keeps it there. \
+     Here you can keep, extend or release your pledges, record readings, and ask for `/pledge list` or `/experiment learnings`.";
 
 /// Why a command did not go through.
 pub(super) enum Failure {
@@ -155,12 +164,15 @@ pub async fn read(
     command: Command,
 ) -> Result<Message, StoreError> {
     let mut tx = store.read().await?;
-    let (Some(channel), Some(member)) = tx.channel_and_member(inv.workspace, &inv.channel_id, &inv.member_id).await?
-    else {
-        drop(tx);
-        return write_one(store, defaults, inv, command).await;
+    let ctx = match resolve(&mut tx, defaults, inv, &command, false).await {
+        Ok(Resolved::Ready(ctx)) => ctx,
+        Ok(Resolved::FirstSight) => {
+            drop(tx);
+            return write_one(store, defaults, inv, command).await;
+        }
+        Err(Failure::User(reply)) => return Ok(reply),
+        Err(Failure::Store(error)) => return Err(error),
     };
-    let ctx = Context { ws: inv.workspace, channel, member, now: inv.now, defaults };
     let reply = run_command(&mut tx, &ctx, command).await;
     // A read has nothing to keep; ending it explicitly returns the connection at once.
     tx.commit().await?;
@@ -324,8 +336,8 @@ fn quick_proposal(command: &Command) -> Option<&Proposal> {
 async fn propose_quickly(tx: &mut Tx, inv: &Invocation, proposal: &Proposal) -> Result<Option<Message>, StoreError> {
     let owner = unknown_owner(inv);
     let item = quick_item(inv, proposal, &owner);
-    let member = (item.member, item.member_name);
-    let Some(experiment) = tx.propose_by_platform_ids(inv.workspace, item.channel, member, &item.new, inv.now).await?
+    let Some(experiment) =
+        tx.propose_by_platform_ids(inv.workspace, item.channel, item.member, &item.new, inv.now).await?
     else {
         return Ok(None);
     };
@@ -347,7 +359,6 @@ fn quick_item<'a>(inv: &'a Invocation, proposal: &'a Proposal, owner: &'a Member
     QuickProposal {
         channel: &inv.channel_id,
         member: &inv.member_id,
-        member_name: &inv.member_name,
         new: NewExperiment {
             channel: ChannelId(0),
             owner,
@@ -367,25 +378,110 @@ pub(super) fn proposal_reply(experiment: &ExperimentRecord, today: NaiveDate) ->
 /// Runs one command inside `tx`, which the caller commits on success and rolls back otherwise. A
 /// channel or member seen for the first time is created here.
 async fn run(tx: &mut Tx, defaults: &Defaults, inv: &Invocation, command: Command) -> Result<Message, Failure> {
-    let (channel, member) = tx.channel_and_member(inv.workspace, &inv.channel_id, &inv.member_id).await?;
-    let channel = match channel {
-        Some(channel) => channel,
-        None => {
+    let ctx = match resolve(tx, defaults, inv, &command, true).await? {
+        Resolved::Ready(ctx) => ctx,
+        Resolved::FirstSight => return Err(Failure::Store(StoreError::Corrupt("a new member was not created".into()))),
+    };
+    run_command(tx, &ctx, command).await
+}
+
+/// What a command runs against, or that it needs its first-sight rows written first.
+enum Resolved<'a> {
+    Ready(Context<'a>),
+    /// The member (or the channel typed in) is new; only a write may create them.
+    FirstSight,
+}
+
+/// The experiment or pledge a command is about, if it is about one.
+fn subject(command: &Command) -> Option<Subject> {
+    match command {
+        Command::Experiment(
+            ExperimentCommand::Show(id)
+            | ExperimentCommand::Start(id)
+            | ExperimentCommand::Vote(id)
+            | ExperimentCommand::Update { experiment: id, .. }
+            | ExperimentCommand::Close { experiment: id, .. },
+        ) => Some(Subject::Experiment(*id)),
+        Command::Pledge(
+            PledgeCommand::Done { pledge: id, .. }
+            | PledgeCommand::Extend { pledge: id, .. }
+            | PledgeCommand::Release { pledge: id, .. },
+        ) => Some(Subject::Pledge(*id)),
+        _ => None,
+    }
+}
+
+/// Whether a command needs no channel at all: it is about the person or the whole workspace.
+fn needs_no_channel(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Help(_)
+            | Command::Pledge(PledgeCommand::List(PledgeFilter::Mine))
+            | Command::Experiment(ExperimentCommand::Learnings { .. })
+    )
+}
+
+/// Finds who typed the command and the channel it counts in: the channel of the experiment or
+/// pledge it is about, else the channel it was typed in. With `create`, a member or channel seen
+/// for the first time is created; a display name already known is kept (the platform's profile,
+/// not the command, names people, so each has one name everywhere).
+async fn resolve<'a>(
+    tx: &mut Tx,
+    defaults: &'a Defaults,
+    inv: &Invocation,
+    command: &Command,
+    create: bool,
+) -> Result<Resolved<'a>, Failure> {
+    let (here, member) = tx.channel_and_member(inv.workspace, &inv.channel_id, &inv.member_id).await?;
+    let member = match member {
+        Some(member) => member,
+        None if create => tx.ensure_member(inv.workspace, &inv.member_id, &inv.member_name, inv.now).await?,
+        None => return Ok(Resolved::FirstSight),
+    };
+    let here = match (here, inv.direct) {
+        (_, true) => None,
+        (Some(channel), false) => Some(channel),
+        (None, false) if create => {
             let channel_defaults = ChannelDefaults {
                 schedule: defaults.checkin.expression().to_string(),
                 time_zone: defaults.time_zone.name().to_string(),
                 escalate_after_days: defaults.escalate_after_days,
             };
-            tx.ensure_channel(inv.workspace, &inv.channel_id, &inv.channel_name, &channel_defaults, inv.now).await?
+            Some(
+                tx.ensure_channel(inv.workspace, &inv.channel_id, &inv.channel_name, &channel_defaults, inv.now)
+                    .await?,
+            )
         }
+        (None, false) => return Ok(Resolved::FirstSight),
     };
-    // A member seen before is written again only when their display name changed.
-    let member = match member {
-        Some(member) if member.display_name == inv.member_name || inv.member_name.is_empty() => member,
-        _ => tx.ensure_member(inv.workspace, &inv.member_id, &inv.member_name, inv.now).await?,
+    let own = match subject(command) {
+        Some(subject) => tx.channel_of(inv.workspace, subject).await?,
+        None => None,
     };
-    let ctx = Context { ws: inv.workspace, channel, member, now: inv.now, defaults };
-    run_command(tx, &ctx, command).await
+    let channel = match (own, here) {
+        (Some(channel), _) | (None, Some(channel)) => channel,
+        // An unknown experiment or pledge is refused by the command itself, in its own words.
+        (None, None) if subject(command).is_some() || needs_no_channel(command) => unseen_channel(defaults, inv),
+        (None, None) => return Err(Failure::User(Message::private(TEAM_CHANNEL_ONLY))),
+    };
+    Ok(Resolved::Ready(Context { ws: inv.workspace, channel, member, now: inv.now, defaults }))
+}
+
+/// The channel a command sees when it counts in none (a direct conversation): the defaults, and no
+/// rows (id 0 matches none).
+fn unseen_channel(defaults: &Defaults, inv: &Invocation) -> ChannelRecord {
+    ChannelRecord {
+        id: ChannelId(0),
+        workspace_id: inv.workspace,
+        external_id: inv.channel_id.clone(),
+        name: inv.channel_name.clone(),
+        schedule: defaults.checkin.clone(),
+        time_zone: defaults.time_zone,
+        quiet: QuietDays::default(),
+        paused_until: None,
+        rules: String::new(),
+        escalate_after_days: defaults.escalate_after_days,
+    }
 }
 
 async fn run_command(tx: &mut Tx, ctx: &Context<'_>, command: Command) -> Result<Message, Failure> {

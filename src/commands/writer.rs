@@ -306,6 +306,7 @@ mod tests {
     fn typed(ws: WorkspaceId, text: &str) -> (Invocation, Command) {
         let invocation = Invocation {
             workspace: ws,
+            direct: false,
             channel_id: "C01".into(),
             channel_name: "growth".into(),
             member_id: "U01".into(),

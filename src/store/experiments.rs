@@ -91,38 +91,35 @@ impl Tx {
 
     /// The whole proposal by the channel's and member's platform ids, for a proposal that needs
     /// nothing read first (no review date to resolve in anyone's time zone). `None` when the channel
-    /// or the member is not known yet: then nothing was written. A changed display name is stored too.
+    /// or the member is not known yet: then nothing was written. The member keeps the name nudge
+    /// knows them by.
     /// On Postgres this is one statement, so it is atomic even in [`Store::autocommit`].
     pub async fn propose_by_platform_ids(
         &mut self,
         ws: WorkspaceId,
         channel_external_id: &str,
-        member: (&str, &str),
+        member_external_id: &str,
         new: &NewExperiment<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<ExperimentRecord>, StoreError> {
         const PG_PROPOSE: &str = "WITH ch AS (SELECT id FROM channels WHERE workspace_id = $1 AND external_id = $2), \
              mem AS (SELECT id, display_name FROM members WHERE workspace_id = $1 AND external_id = $3), \
-             renamed AS (UPDATE members SET display_name = $4 WHERE id = (SELECT id FROM mem) \
-             AND display_name <> $4 AND $4 <> ''), \
              allocated AS (UPDATE workspaces SET next_experiment_no = next_experiment_no + 1 \
              WHERE id = $1 AND EXISTS (SELECT 1 FROM ch) AND EXISTS (SELECT 1 FROM mem) \
              RETURNING next_experiment_no - 1 AS number), \
              inserted AS (INSERT INTO experiments (workspace_id, number, channel_id, owner_id, title, hypothesis, \
              metric_name, metric_unit, baseline, target, status, review_on, created_at) \
-             SELECT $1, a.number, ch.id, mem.id, $5, $6, $7, $8, $9, $10, 'proposed', NULL, $11 \
+             SELECT $1, a.number, ch.id, mem.id, $4, $5, $6, $7, $8, $9, 'proposed', NULL, $10 \
              FROM allocated a, ch, mem RETURNING id, number, channel_id, owner_id), \
              logged AS (INSERT INTO events (workspace_id, channel_id, actor_id, kind, subject, data, at) \
-             SELECT $1, channel_id, owner_id, 'experiment.proposed', 'E-' || number, '{}', $11 FROM inserted) \
+             SELECT $1, channel_id, owner_id, 'experiment.proposed', 'E-' || number, '{}', $10 FROM inserted) \
              SELECT i.id, i.number, i.channel_id, i.owner_id, mem.display_name FROM inserted i, mem";
-        let (member_external_id, member_name) = member;
         let row: Option<(i64, i64, i64, i64, String)> = on_conn!(write self, |c, pg| {
             if pg {
                 sqlx::query_as(PG_PROPOSE)
                     .bind(ws.0)
                     .bind(channel_external_id)
                     .bind(member_external_id)
-                    .bind(member_name)
                     .bind(new.title)
                     .bind(new.hypothesis)
                     .bind(&new.metric.name)
@@ -145,13 +142,6 @@ impl Tx {
                 match ids {
                     None => None,
                     Some((channel, owner, stored_name)) => {
-                        if !member_name.is_empty() && member_name != stored_name {
-                            sqlx::query("UPDATE members SET display_name = $2 WHERE id = $1")
-                                .bind(owner)
-                                .bind(member_name)
-                                .execute(&mut *c)
-                                .await?;
-                        }
                         let number = allocate_experiment_number!(c, ws);
                         let (id, number): (i64, i64) = sqlx::query_as(SQLITE_INSERT)
                             .bind(ws.0)
@@ -175,7 +165,7 @@ impl Tx {
             }
         });
         Ok(row.map(|(id, number, channel, owner, stored_name)| {
-            let name = if member_name.is_empty() { stored_name.as_str() } else { member_name };
+            let name = stored_name.as_str();
             proposed(
                 ExperimentId(id),
                 ExperimentRef(number),
@@ -204,14 +194,13 @@ impl Tx {
         if matches!(self.conn, TxConn::Sqlite(_)) {
             let mut answers = Vec::with_capacity(proposals.len());
             for p in proposals {
-                answers
-                    .push(self.propose_by_platform_ids(ws, p.channel, (p.member, p.member_name), &p.new, now).await?);
+                answers.push(self.propose_by_platform_ids(ws, p.channel, p.member, &p.new, now).await?);
             }
             return Ok(answers);
         }
-        const PG_PROPOSE_MANY: &str = "WITH input AS (SELECT * FROM UNNEST($2::text[], $3::text[], $4::text[], \
-             $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::float8[]) WITH ORDINALITY \
-             AS t(channel_ext, member_ext, member_name, title, hypothesis, metric_name, metric_unit, baseline, target, n)), \
+        const PG_PROPOSE_MANY: &str = "WITH input AS (SELECT * FROM UNNEST($2::text[], $3::text[], \
+             $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::float8[]) WITH ORDINALITY \
+             AS t(channel_ext, member_ext, title, hypothesis, metric_name, metric_unit, baseline, target, n)), \
              resolved AS (SELECT i.*, c.id AS channel_id, m.id AS owner_id, m.display_name, \
              ROW_NUMBER() OVER (ORDER BY i.n) AS k FROM input i \
              JOIN channels c ON c.workspace_id = $1 AND c.external_id = i.channel_ext \
@@ -219,22 +208,18 @@ impl Tx {
              allocated AS (UPDATE workspaces SET next_experiment_no = next_experiment_no + (SELECT COUNT(*) FROM resolved) \
              WHERE id = $1 AND EXISTS (SELECT 1 FROM resolved) \
              RETURNING next_experiment_no - (SELECT COUNT(*) FROM resolved) AS first), \
-             renamed AS (UPDATE members m SET display_name = r.member_name FROM (SELECT DISTINCT ON (owner_id) owner_id, \
-             member_name FROM resolved ORDER BY owner_id, n DESC) r \
-             WHERE m.id = r.owner_id AND r.member_name <> '' AND m.display_name <> r.member_name), \
              inserted AS (INSERT INTO experiments (workspace_id, number, channel_id, owner_id, title, hypothesis, \
              metric_name, metric_unit, baseline, target, status, review_on, created_at) \
              SELECT $1, a.first + r.k - 1, r.channel_id, r.owner_id, r.title, r.hypothesis, r.metric_name, r.metric_unit, \
-             r.baseline, r.target, 'proposed', NULL, $11 FROM resolved r, allocated a RETURNING id, number), \
+             r.baseline, r.target, 'proposed', NULL, $10 FROM resolved r, allocated a RETURNING id, number), \
              logged AS (INSERT INTO events (workspace_id, channel_id, actor_id, kind, subject, data, at) \
-             SELECT $1, r.channel_id, r.owner_id, 'experiment.proposed', 'E-' || (a.first + r.k - 1), '{}', $11 \
+             SELECT $1, r.channel_id, r.owner_id, 'experiment.proposed', 'E-' || (a.first + r.k - 1), '{}', $10 \
              FROM resolved r, allocated a) \
              SELECT r.n, i.id, i.number, r.channel_id, r.owner_id, r.display_name \
              FROM inserted i, allocated a, resolved r WHERE i.number = a.first + r.k - 1";
         let column = |f: fn(&QuickProposal<'_>) -> String| proposals.iter().map(f).collect::<Vec<String>>();
         let channels = column(|p| p.channel.to_string());
         let members = column(|p| p.member.to_string());
-        let names = column(|p| p.member_name.to_string());
         let titles = column(|p| p.new.title.to_string());
         let hypotheses = column(|p| p.new.hypothesis.to_string());
         let metric_names = column(|p| p.new.metric.name.clone());
@@ -246,7 +231,6 @@ impl Tx {
                 .bind(ws.0)
                 .bind(&channels)
                 .bind(&members)
-                .bind(&names)
                 .bind(&titles)
                 .bind(&hypotheses)
                 .bind(&metric_names)
@@ -260,7 +244,7 @@ impl Tx {
         let mut answers: Vec<Option<ExperimentRecord>> = proposals.iter().map(|_| None).collect();
         for (n, id, number, channel, owner, stored_name) in rows {
             let Some(p) = usize::try_from(n - 1).ok().and_then(|i| proposals.get(i)) else { continue };
-            let name = if p.member_name.is_empty() { stored_name.as_str() } else { p.member_name };
+            let name = stored_name.as_str();
             answers[(n - 1) as usize] = Some(proposed(
                 ExperimentId(id),
                 ExperimentRef(number),

@@ -123,6 +123,13 @@ impl std::fmt::Debug for Installation {
     }
 }
 
+/// What a command is about, when it is about one experiment or one pledge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Experiment(ExperimentRef),
+    Pledge(PledgeRef),
+}
+
 /// What a channel starts with when nudge first hears from it.
 #[derive(Debug, Clone)]
 pub struct ChannelDefaults {
@@ -495,7 +502,6 @@ pub struct NewExperiment<'a> {
 pub struct QuickProposal<'a> {
     pub channel: &'a str,
     pub member: &'a str,
-    pub member_name: &'a str,
     /// Channel and owner in it are filled in from the platform ids.
     pub new: NewExperiment<'a>,
 }

@@ -148,7 +148,8 @@ impl Tx {
             sqlx::query_as(
                 "SELECT id, workspace_id, external_id, name, schedule, time_zone, quiet_weekdays, holidays, \
                  paused_until, rules, escalate_after_days, created_at FROM channels c WHERE \
-                 (SELECT COUNT(*) FROM next_firings f WHERE f.channel_id = c.id AND f.pledge_id IS NULL) < 3 \
+                 c.kind = 'team' AND (SELECT COUNT(*) FROM next_firings f WHERE f.channel_id = c.id AND f.job IN \
+                 ('checkin', 'digest', 'celebrations')) < 3 \
                  ORDER BY id LIMIT $1",
             )
             .bind(limit)

@@ -239,6 +239,24 @@ impl Tx {
         row.map(|r| r.into_record(ws)).transpose()
     }
 
+    /// The channel an experiment or a pledge belongs to: commands about it are counted there,
+    /// wherever they were typed or clicked. `None` when there is no such experiment or pledge.
+    pub async fn channel_of(&mut self, ws: WorkspaceId, subject: Subject) -> Result<Option<ChannelRecord>, StoreError> {
+        const OF_EXPERIMENT: &str = "SELECT c.id, c.external_id, c.name, c.schedule, c.time_zone, c.quiet_weekdays, \
+             c.holidays, c.paused_until, c.rules, c.escalate_after_days FROM channels c \
+             JOIN experiments e ON e.channel_id = c.id WHERE e.workspace_id = $1 AND e.number = $2";
+        const OF_PLEDGE: &str = "SELECT c.id, c.external_id, c.name, c.schedule, c.time_zone, c.quiet_weekdays, \
+             c.holidays, c.paused_until, c.rules, c.escalate_after_days FROM channels c \
+             JOIN pledges p ON p.channel_id = c.id WHERE p.workspace_id = $1 AND p.number = $2";
+        let (sql, number) = match subject {
+            Subject::Experiment(id) => (OF_EXPERIMENT, id.0),
+            Subject::Pledge(id) => (OF_PLEDGE, id.0),
+        };
+        let row: Option<ChannelRow> =
+            on_conn!(self, |c, pg| { sqlx::query_as(sql).bind(ws.0).bind(number).fetch_optional(&mut *c).await? });
+        row.map(|r| r.into_record(ws)).transpose()
+    }
+
     /// The member, created on first sight or given their current display name. Callers that have
     /// the member already (see `channel_and_member`) call this only when something changed.
     pub async fn ensure_member(

@@ -50,6 +50,7 @@ impl Typist {
     fn invocation(&self) -> Invocation {
         Invocation {
             workspace: self.ws,
+            direct: false,
             channel_id: "C01".into(),
             channel_name: "growth".into(),
             member_id: self.member_id.into(),

@@ -12,3 +12,4 @@ mod scheduler;
 mod slack;
 mod slack_oauth;
 mod store;
+mod trust;

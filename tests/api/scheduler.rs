@@ -43,6 +43,7 @@ impl Team {
     async fn says(&self, command: &str, text: &str) -> String {
         let invocation = Invocation {
             workspace: self.ws,
+            direct: false,
             channel_id: "C01".into(),
             channel_name: "growth".into(),
             member_id: "U01".into(),

@@ -135,6 +135,7 @@ async fn commands(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: By
         member_id: form.user_id.to_string(),
         member_name: form.user_name.to_string(),
         now: app.clock.now(),
+        direct: wire::is_direct(&form.channel_id, &form.channel_name),
     };
     let span =
         tracing::info_span!("command", workspace = ws.0, channel = %invocation.channel_id, command = %form.command);
@@ -323,6 +324,7 @@ async fn block_actions(app: Arc<SlackApp>, payload: wire::BlockActions) -> Respo
     };
     let invocation = Invocation {
         workspace: ws,
+        direct: wire::is_direct(&channel.id, &channel.name),
         channel_id: channel.id,
         channel_name: channel.name,
         member_id: payload.user.id.clone(),
@@ -424,6 +426,7 @@ async fn view_submission(app: Arc<SlackApp>, payload: wire::ViewSubmission) -> R
     };
     let invocation = Invocation {
         workspace: ws,
+        direct: wire::is_direct(&origin.channel_id, &origin.channel_name),
         channel_id: origin.channel_id.clone(),
         channel_name: origin.channel_name,
         member_id: payload.user.id.clone(),

@@ -164,6 +164,12 @@ pub enum Event {
     Other,
 }
 
+/// Whether a Slack conversation is a direct one with the bot (not a team channel): Slack's direct
+/// conversations have ids starting with `D` and are named "directmessage" in slash commands.
+pub fn is_direct(channel_id: &str, channel_name: &str) -> bool {
+    channel_id.starts_with('D') || channel_name == "directmessage"
+}
+
 /// The team an interaction belongs to: `team` is absent for org-wide installs, so fall back to the user's.
 pub fn team_of(team: Option<&Team>, user: &User) -> Option<String> {
     team.map(|t| t.id.clone()).or_else(|| user.team_id.clone())
