@@ -165,7 +165,7 @@ pub async fn read(
 ) -> Result<Message, StoreError> {
     let mut tx = store.read().await?;
     let ctx = match resolve(&mut tx, defaults, inv, &command, false).await {
-        Ok(Resolved::Ready(ctx)) => ctx,
+        Ok(Resolved::Ready(ctx)) => *ctx,
         Ok(Resolved::FirstSight) => {
             drop(tx);
             return write_one(store, defaults, inv, command).await;
@@ -379,7 +379,7 @@ pub(super) fn proposal_reply(experiment: &ExperimentRecord, today: NaiveDate) ->
 /// channel or member seen for the first time is created here.
 async fn run(tx: &mut Tx, defaults: &Defaults, inv: &Invocation, command: Command) -> Result<Message, Failure> {
     let ctx = match resolve(tx, defaults, inv, &command, true).await? {
-        Resolved::Ready(ctx) => ctx,
+        Resolved::Ready(ctx) => *ctx,
         Resolved::FirstSight => return Err(Failure::Store(StoreError::Corrupt("a new member was not created".into()))),
     };
     run_command(tx, &ctx, command).await
@@ -387,7 +387,7 @@ async fn run(tx: &mut Tx, defaults: &Defaults, inv: &Invocation, command: Comman
 
 /// What a command runs against, or that it needs its first-sight rows written first.
 enum Resolved<'a> {
-    Ready(Context<'a>),
+    Ready(Box<Context<'a>>),
     /// The member (or the channel typed in) is new; only a write may create them.
     FirstSight,
 }
@@ -464,7 +464,7 @@ async fn resolve<'a>(
         (None, None) if subject(command).is_some() || needs_no_channel(command) => unseen_channel(defaults, inv),
         (None, None) => return Err(Failure::User(Message::private(TEAM_CHANNEL_ONLY))),
     };
-    Ok(Resolved::Ready(Context { ws: inv.workspace, channel, member, now: inv.now, defaults }))
+    Ok(Resolved::Ready(Box::new(Context { ws: inv.workspace, channel, member, now: inv.now, defaults })))
 }
 
 /// The channel a command sees when it counts in none (a direct conversation): the defaults, and no

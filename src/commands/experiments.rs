@@ -1,13 +1,18 @@
 //! `/experiment`: propose, list, show, start, record readings, close, vote, and the learnings.
 
 use super::execute::{Context, Failure, LIST_LIMIT, count_label, future_day, proposal_reply, refuse};
+use chrono::{DateTime, NaiveDate, Utc};
+
 use super::*;
 use crate::domain::experiment::{self, ExperimentStatus, Outcome};
+use crate::domain::firings::{REMINDER_HOUR, local_time};
 use crate::domain::ids::ExperimentRef;
+use crate::domain::metric::Metric;
 use crate::domain::metric::{Win, format_value};
+use crate::domain::units::{Fit, fit, is_far_off, same_unit};
 use crate::message::build::{day_label, experiment_section, plural};
-use crate::message::{Message, Section};
-use crate::store::{EventKind, ExperimentRecord, NewExperiment, Recipient, Tx};
+use crate::message::{ActionKind, ActionStyle, Message, Section, mention};
+use crate::store::{Edit, EventKind, ExperimentRecord, NewExperiment, Recipient, Tx};
 
 pub(super) async fn run(tx: &mut Tx, ctx: &Context<'_>, command: ExperimentCommand) -> Result<Message, Failure> {
     match command {
@@ -15,14 +20,21 @@ pub(super) async fn run(tx: &mut Tx, ctx: &Context<'_>, command: ExperimentComma
         ExperimentCommand::List(filter) => list_experiments(tx, ctx, filter).await,
         ExperimentCommand::Show(id) => show_experiment(tx, ctx, id).await,
         ExperimentCommand::Start(id) => start_experiment(tx, ctx, id).await,
-        ExperimentCommand::Update { experiment, value, note } => {
-            record_reading(tx, ctx, experiment, value, note.as_deref()).await
+        ExperimentCommand::Update { experiment, value, unit, note, confirmed } => {
+            let typed = Typed { value, unit: unit.as_deref(), note: note.as_deref(), confirmed };
+            record_reading(tx, ctx, experiment, typed).await
         }
         ExperimentCommand::Close { experiment, outcome, learning } => {
             close_experiment(tx, ctx, experiment, outcome, &learning).await
         }
         ExperimentCommand::Vote(id) => vote(tx, ctx, id).await,
         ExperimentCommand::Learnings { words } => learnings(tx, ctx, words.as_deref()).await,
+        ExperimentCommand::Readings { experiment, delete: None } => list_readings(tx, ctx, experiment).await,
+        ExperimentCommand::Readings { experiment, delete: Some(reading) } => {
+            delete_reading(tx, ctx, experiment, reading).await
+        }
+        ExperimentCommand::Edit { experiment, change } => edit(tx, ctx, experiment, change).await,
+        ExperimentCommand::Abandon { experiment, reason } => abandon(tx, ctx, experiment, &reason).await,
     }
 }
 
@@ -41,7 +53,29 @@ async fn propose(tx: &mut Tx, ctx: &Context<'_>, proposal: Proposal) -> Result<M
     };
     // The store logs the proposal with the row, in one statement on Postgres.
     let experiment = tx.insert_experiment(ctx.ws, &new, ctx.now).await?;
+    if let Some(day) = review_on {
+        tx.set_review_firing(ctx.ws, ctx.channel.id, experiment.id, review_reminder(ctx, day)).await?;
+    }
     Ok(proposal_reply(&experiment, ctx.today()))
+}
+
+/// When the owner hears that the review date has come: that morning in their zone, or at once
+/// when the morning has passed.
+fn review_reminder(ctx: &Context<'_>, day: NaiveDate) -> Option<DateTime<Utc>> {
+    local_time(ctx.zone(), day, REMINDER_HOUR).map(|at| at.max(ctx.now))
+}
+
+/// Tells an experiment's owner, privately, what someone else did to it.
+async fn tell_owner(tx: &mut Tx, ctx: &Context<'_>, experiment: &ExperimentRecord, what: &str) -> Result<(), Failure> {
+    if experiment.owner_id == ctx.member.id {
+        return Ok(());
+    }
+    let message =
+        Message::private(format!("{} {what} {} · {}.", ctx.member.display_name, experiment.number, experiment.title));
+    let key = format!("told:{}:{}:{}:{}", ctx.ws.0, experiment.number, what, ctx.now.timestamp_millis());
+    let channel = experiment.channel_id;
+    tx.enqueue_message(ctx.ws, channel, Recipient::Member(experiment.owner_id), &key, &message, ctx.now).await?;
+    Ok(())
 }
 
 async fn list_experiments(tx: &mut Tx, ctx: &Context<'_>, filter: ExperimentFilter) -> Result<Message, Failure> {
@@ -117,30 +151,95 @@ async fn start_experiment(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> 
     Ok(Message::channel(text).with_section(experiment_section(&experiment, &[], ctx.today(), true)))
 }
 
+/// A reading as typed.
+struct Typed<'a> {
+    value: f64,
+    unit: Option<&'a str>,
+    note: Option<&'a str>,
+    /// The person already said yes to this value.
+    confirmed: bool,
+}
+
+/// How many recent readings count when judging whether a new one is far off.
+const RECENT_READINGS: usize = 5;
+
 async fn record_reading(
     tx: &mut Tx,
     ctx: &Context<'_>,
     id: ExperimentRef,
-    value: f64,
-    note: Option<&str>,
+    typed: Typed<'_>,
 ) -> Result<Message, Failure> {
     let mut experiment = find_experiment(tx, ctx, id).await?;
     experiment::record_reading(id, experiment.status)?;
+    let metric = &experiment.metric;
+    // "12 orders": the metric's own unit, typed apart, is the unit and not the note.
+    let (unit, note) = match (typed.unit, typed.note, metric.unit.as_deref()) {
+        (None, Some(note), Some(kept)) => {
+            let (first, rest) = note.split_once(char::is_whitespace).unwrap_or((note, ""));
+            if same_unit(first, kept) {
+                (Some(first), Some(rest.trim()).filter(|r| !r.is_empty()))
+            } else {
+                (None, Some(note))
+            }
+        }
+        (unit, note, _) => (unit, note),
+    };
+    let shown = |value: f64| format_value(value, metric.unit.as_deref());
+    let value = match fit(metric, typed.value, unit) {
+        Fit::Value(value) => value,
+        Fit::Refuse(why) => return refuse(why),
+        Fit::Ask { suggested, why } => {
+            let ask = Message::private(format!("{why} Nothing is recorded until you choose.")).with_section(
+                Section::heading(format!("{id} · {}", experiment.title))
+                    .with_action(
+                        format!("Record {}", shown(suggested)),
+                        ActionKind::RecordReading { experiment: id, value: suggested },
+                        ActionStyle::Primary,
+                    )
+                    .with_action(
+                        format!("Record {}", shown(typed.value)),
+                        ActionKind::RecordReading { experiment: id, value: typed.value },
+                        ActionStyle::Default,
+                    ),
+            );
+            return Err(Failure::User(ask));
+        }
+    };
     let earlier: Vec<f64> = tx.readings(ctx.ws, experiment.id).await?.into_iter().map(|r| r.value).collect();
-    let win = experiment.metric.win(&earlier, value);
-    tx.insert_reading(ctx.ws, experiment.id, value, note, Some(ctx.member.id), ctx.now).await?;
-    let data = serde_json::json!({ "value": value, "win": win });
+    let recent = &earlier[earlier.len().saturating_sub(RECENT_READINGS)..];
+    if !typed.confirmed && is_far_off(metric, recent, value) {
+        // Likely a slip (a unit, a point): nothing is recorded, and nobody is told of a win, until
+        // the person says it is right.
+        let ask = Message::private(format!(
+            "{} is far from {id}'s range ({} → {}{}). Is it right? Nothing is recorded until you say so.",
+            shown(value),
+            shown(metric.baseline),
+            shown(metric.target),
+            recent.last().map(|v| format!(", lately {}", shown(*v))).unwrap_or_default()
+        ))
+        .with_section(Section::heading(format!("{id} · {}", experiment.title)).with_action(
+            format!("Record {}", shown(value)),
+            ActionKind::RecordReading { experiment: id, value },
+            ActionStyle::Primary,
+        ));
+        return Err(Failure::User(ask));
+    }
+    let win = metric.win(&earlier, value);
+    let reading = tx.insert_reading(ctx.ws, experiment.id, value, note, Some(ctx.member.id), ctx.now).await?;
+    let data = serde_json::json!({ "value": value, "win": win, "reading": reading });
     ctx.event(tx, EventKind::ReadingRecorded, Some(id.to_string()), data).await?;
     experiment.latest = Some(value);
     if win == Some(Win::TargetHit) {
-        // A target hit is celebrated at once (small wins wait for the daily batch).
+        // A target hit is celebrated at once (small wins wait for the batch); the owner is asked
+        // to close it with what the team learned.
         let unit = experiment.metric.unit.as_deref();
         let announcement = Message::channel(format!(
-            "🎯 {id} {} hit its target: {} reached {} (target {}).",
+            "🎯 {id} {} hit its target: {} reached {} (target {}). {}, close it with what you learned?",
             experiment.title,
             experiment.metric.name,
             format_value(value, unit),
-            format_value(experiment.metric.target, unit)
+            format_value(experiment.metric.target, unit),
+            mention(&experiment.owner_external_id, &experiment.owner_name)
         ));
         let key = format!("target_hit:{}:{id}", ctx.ws.0);
         let channel = ctx.channel.id;
@@ -184,8 +283,122 @@ async fn close_experiment(
     };
     let text = format!("{id} {} closed {headline}: {}", experiment.title, learning);
     let values: Vec<f64> = tx.readings(ctx.ws, experiment.id).await?.into_iter().map(|r| r.value).collect();
+    tell_owner(tx, ctx, &experiment, "closed").await?;
     let section = experiment_section(&experiment, &values, ctx.today(), false).with_field("What we learned", learning);
     Ok(Message::channel(text).with_section(section))
+}
+
+async fn list_readings(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> Result<Message, Failure> {
+    let experiment = find_experiment(tx, ctx, id).await?;
+    let readings = tx.readings(ctx.ws, experiment.id).await?;
+    if readings.is_empty() {
+        return Ok(Message::private(format!(
+            "{id} has no readings yet. Record one: `/experiment update {id} <value>`"
+        )));
+    }
+    let unit = experiment.metric.unit.as_deref();
+    let lines: Vec<String> = readings
+        .iter()
+        .map(|r| {
+            let day = day_label(r.recorded_at.with_timezone(&ctx.zone()).date_naive(), ctx.today());
+            let by = r.recorder_name.as_deref().unwrap_or("the API");
+            let note = r.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default();
+            format!("#{} · {} · {by}, {day}{note}", r.id, format_value(r.value, unit))
+        })
+        .collect();
+    Ok(Message::private(format!("{} reading{} of {id} · {}", readings.len(), plural(readings.len()), experiment.title))
+        .with_section(Section::body(lines.join("\n")))
+        .with_section(Section::body(format!(
+            "A mistyped one can go: `/experiment readings {id} delete <number>` (by whoever recorded it, or the owner)."
+        ))))
+}
+
+async fn delete_reading(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef, reading: i64) -> Result<Message, Failure> {
+    let experiment = find_experiment(tx, ctx, id).await?;
+    let readings = tx.readings(ctx.ws, experiment.id).await?;
+    let Some(found) = readings.iter().find(|r| r.id == reading) else {
+        return refuse(format!("{id} has no reading #{reading}; `/experiment readings {id}` lists them."));
+    };
+    if found.recorded_by != Some(ctx.member.id) && experiment.owner_id != ctx.member.id {
+        let by = found.recorder_name.as_deref().unwrap_or("the API");
+        return refuse(format!(
+            "Reading #{reading} was recorded by {by}; they or {id}'s owner, {}, can delete it.",
+            experiment.owner_name
+        ));
+    }
+    if !tx.delete_reading(ctx.ws, experiment.id, reading).await? {
+        return refuse(format!("Reading #{reading} changed while you typed; `/experiment readings {id}` lists them."));
+    }
+    let shown = format_value(found.value, experiment.metric.unit.as_deref());
+    let data = serde_json::json!({ "reading": reading, "value": found.value });
+    ctx.event(tx, EventKind::ReadingDeleted, Some(id.to_string()), data).await?;
+    Ok(Message::private(format!("Deleted reading #{reading} ({shown}) of {id}; it no longer counts anywhere.")))
+}
+
+async fn edit(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef, change: Change) -> Result<Message, Failure> {
+    let experiment = find_experiment(tx, ctx, id).await?;
+    experiment::edit(id, experiment.status)?;
+    let metric = &experiment.metric;
+    let unit = metric.unit.as_deref();
+    let (mut new_target, mut new_review) = (None, None);
+    let (field, from, to) = match &change {
+        Change::Title(text) => ("title", experiment.title.clone(), text.clone()),
+        Change::Hypothesis(text) => ("hypothesis", experiment.hypothesis.clone(), text.clone()),
+        Change::MetricName(text) => ("metric", metric.name.clone(), text.clone()),
+        Change::Unit(new) => {
+            ("unit", unit.unwrap_or("none").to_string(), new.clone().unwrap_or_else(|| "none".to_string()))
+        }
+        Change::Target { value, unit: typed } => {
+            let target = match fit(metric, *value, typed.as_deref()) {
+                Fit::Value(target) => target,
+                Fit::Ask { why, .. } | Fit::Refuse(why) => return refuse(why),
+            };
+            if let Err(error) = Metric::new(metric.name.clone(), metric.unit.clone(), metric.baseline, target) {
+                return refuse(error.to_string());
+            }
+            new_target = Some(target);
+            ("target", format_value(metric.target, unit), format_value(target, unit))
+        }
+        Change::Review(due) => {
+            let day = future_day(due, ctx.today(), "review date")?;
+            new_review = Some(day);
+            let from = experiment.review_on.map(|d| day_label(d, ctx.today())).unwrap_or_else(|| "none".into());
+            ("review", from, day_label(day, ctx.today()))
+        }
+    };
+    let store_edit = match &change {
+        Change::Title(text) => Edit::Title(text),
+        Change::Hypothesis(text) => Edit::Hypothesis(text),
+        Change::MetricName(text) => Edit::MetricName(text),
+        Change::Unit(new) => Edit::Unit(new.as_deref()),
+        Change::Target { .. } => Edit::Target(new_target.unwrap_or(metric.target)),
+        Change::Review(_) => Edit::Review(new_review),
+    };
+    if !tx.edit_experiment(ctx.ws, experiment.id, &store_edit).await? {
+        return refuse(format!("{id} changed while you typed; have another look with `/experiment show {id}`."));
+    }
+    if let Some(day) = new_review {
+        tx.set_review_firing(ctx.ws, experiment.channel_id, experiment.id, review_reminder(ctx, day)).await?;
+    }
+    let data = serde_json::json!({ "field": field, "from": from, "to": to });
+    ctx.event(tx, EventKind::ExperimentEdited, Some(id.to_string()), data).await?;
+    tell_owner(tx, ctx, &experiment, &format!("changed the {field} of")).await?;
+    Ok(Message::private(format!("✏️ {id}'s {field} is now {to} (was {from}).")))
+}
+
+async fn abandon(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef, reason: &str) -> Result<Message, Failure> {
+    let experiment = find_experiment(tx, ctx, id).await?;
+    let abandoned = experiment::abandon(id, experiment.status)?;
+    if !tx.transition_experiment(ctx.ws, experiment.id, experiment.status, abandoned, Some(reason), ctx.now).await? {
+        return refuse(format!("{id} changed while you typed; have another look with `/experiment show {id}`."));
+    }
+    let data = serde_json::json!({ "reason": reason });
+    ctx.event(tx, EventKind::ExperimentAbandoned, Some(id.to_string()), data).await?;
+    tell_owner(tx, ctx, &experiment, "abandoned").await?;
+    Ok(Message::private(format!(
+        "{id} · {} is abandoned: {reason}. Stopping what will not be finished is part of starting small.",
+        experiment.title
+    )))
 }
 
 async fn vote(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef) -> Result<Message, Failure> {

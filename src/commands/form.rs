@@ -13,6 +13,7 @@ use crate::domain::experiment::Outcome;
 use crate::domain::ids::{ExperimentRef, PledgeRef};
 use crate::message::form::fields::*;
 use crate::message::form::{FormKind, MAX_VALUE_CHARS};
+use crate::message::without_mention_marks;
 
 /// What was entered, by field name. Missing, empty and blank answers are all "not answered".
 pub type Answers = BTreeMap<String, String>;
@@ -33,6 +34,7 @@ pub fn read(form_id: &str, answers: &Answers) -> Result<Command, FieldErrors> {
         Some(FormKind::UpdateMetric(id)) => read_update(id, &form),
         Some(FormKind::ExtendPledge(id)) => read_extend(id, &form),
         Some(FormKind::ReleasePledge(id)) => read_release(id, &form),
+        Some(FormKind::ExtendReview(id)) => read_review(id, &form),
         None => Err(one(GENERAL, "This form is out of date; close it and run the command again.")),
     }
 }
@@ -41,7 +43,8 @@ struct Filled<'a>(&'a Answers);
 
 impl Filled<'_> {
     fn text(&self, field: &str) -> Option<String> {
-        self.0.get(field).filter(|t| !is_blank(t)).map(|t| trim(t).to_string())
+        let text = self.0.get(field).map(|t| without_mention_marks(t))?;
+        (!is_blank(&text)).then(|| trim(&text).to_string())
     }
 }
 
@@ -182,7 +185,7 @@ fn read_update(experiment: ExperimentRef, form: &Filled) -> Result<Command, Fiel
             None
         }
         Some(typed) => match grammar::read_value(&typed) {
-            Ok(quantity) => Some(quantity.value),
+            Ok(quantity) => Some(quantity),
             Err(ValueError::MoreThanANumber) => {
                 problems.add(VALUE, format!("{} is more than a number; put words in the note", quote(&typed)));
                 None
@@ -197,7 +200,15 @@ fn read_update(experiment: ExperimentRef, form: &Filled) -> Result<Command, Fiel
     if let Some(note) = &note {
         problems.check_length(NOTE, "note", note, MAX_NOTE_CHARS);
     }
-    let command = value.map(|value| Command::Experiment(ExperimentCommand::Update { experiment, value, note }));
+    let command = value.map(|q| {
+        Command::Experiment(ExperimentCommand::Update {
+            experiment,
+            value: q.value,
+            unit: q.unit,
+            note,
+            confirmed: false,
+        })
+    });
     problems.into_result(command)
 }
 
@@ -207,6 +218,14 @@ fn read_extend(pledge: PledgeRef, form: &Filled) -> Result<Command, FieldErrors>
     };
     let due = calendar_date(&typed).map_err(|problem| one(DUE, problem))?;
     Ok(Command::Pledge(PledgeCommand::Extend { pledge, due }))
+}
+
+fn read_review(experiment: ExperimentRef, form: &Filled) -> Result<Command, FieldErrors> {
+    let Some(typed) = form.text(REVIEW) else {
+        return Err(one(REVIEW, "pick the new review date"));
+    };
+    let due = calendar_date(&typed).map_err(|problem| one(REVIEW, problem))?;
+    Ok(Command::Experiment(ExperimentCommand::Edit { experiment, change: super::Change::Review(due) }))
 }
 
 fn read_release(pledge: PledgeRef, form: &Filled) -> Result<Command, FieldErrors> {
@@ -313,7 +332,7 @@ mod tests {
         assert!(errors[TARGET].contains("just the number"), "{errors:?}");
         let errors = problems(read("propose", &proposal("T", "3 -> 4", "40 days", None)));
         assert!(errors[BASELINE].contains("just the number"), "{errors:?}");
-        let errors = problems(read("propose", &proposal("T", "31 days", "40 ms", None)));
+        let errors = problems(read("propose", &proposal("T", "31 days", "40 users", None)));
         assert!(errors[TARGET].contains("one unit for both"), "{errors:?}");
         let errors = problems(read("propose", &proposal("T", "10 orders a week", "20", None)));
         assert!(errors[BASELINE].contains("longer units go in the metric name"), "{errors:?}");
@@ -351,12 +370,20 @@ mod tests {
             Ok(Command::Experiment(ExperimentCommand::Update {
                 experiment: E3,
                 value: 34.0,
+                unit: Some("%".into()),
                 note: Some("% after the email change".into()),
+                confirmed: false,
             }))
         );
         assert_eq!(
             update(Some(" 1,200 "), None),
-            Ok(Command::Experiment(ExperimentCommand::Update { experiment: E3, value: 1200.0, note: None }))
+            Ok(Command::Experiment(ExperimentCommand::Update {
+                experiment: E3,
+                value: 1200.0,
+                unit: None,
+                note: None,
+                confirmed: false
+            }))
         );
         assert!(matches!(
             update(Some("450 ms"), None),

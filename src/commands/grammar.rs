@@ -7,14 +7,16 @@ use std::fmt::{self, Write as _};
 use chrono::{NaiveDate, Weekday};
 
 use super::{
-    Command, ExperimentCommand, ExperimentFilter, HelpTopic, NudgeCommand, PledgeCommand, PledgeFilter, Proposal,
-    QuietChange,
+    Change, Command, ExperimentCommand, ExperimentFilter, HelpTopic, NudgeCommand, PledgeCommand, PledgeFilter,
+    Proposal, QuietChange,
 };
 use crate::domain::dates::{DueDate, parse_iso_date, quote};
 use crate::domain::experiment::Outcome;
 use crate::domain::ids::{ExperimentRef, PledgeRef};
-use crate::domain::metric::Metric;
+use crate::domain::metric::{Metric, format_value};
 use crate::domain::schedule::{Schedule, parse_time_zone, parse_weekday};
+use crate::domain::units::{is_known_unit, time_factor};
+use crate::message::without_mention_marks;
 
 /// Why a command was not understood: the problem in words, plus the usage line and an example of the
 /// form that was meant, so the person can fix it without looking anything up.
@@ -93,9 +95,24 @@ pub const EXPERIMENT_LEARNINGS: Syntax = Syntax {
     example: "/experiment learnings onboarding",
     summary: "read (or search) what the team has learned",
 };
+pub const EXPERIMENT_READINGS: Syntax = Syntax {
+    usage: "/experiment readings <id> [delete <reading>]",
+    example: "/experiment readings E-3 delete 12",
+    summary: "see an experiment's readings, or delete a mistyped one",
+};
+pub const EXPERIMENT_EDIT: Syntax = Syntax {
+    usage: "/experiment edit <id> title|hypothesis|metric|unit|target|review <new value>",
+    example: "/experiment edit E-3 target 40%",
+    summary: "change an experiment that is proposed or running",
+};
+pub const EXPERIMENT_ABANDON: Syntax = Syntax {
+    usage: "/experiment abandon <id> <why>",
+    example: "/experiment abandon E-3 the pricing page is being replaced",
+    summary: "stop an experiment that will not be finished, and say why",
+};
 /// For problems with `/experiment` as a whole: an unknown subcommand or an over-long command.
 pub const EXPERIMENT: Syntax = Syntax {
-    usage: "/experiment propose|list|show|start|update|close|vote|learnings …",
+    usage: "/experiment propose|list|show|start|update|readings|edit|close|abandon|vote|learnings …",
     example: "/experiment list",
     summary: "experiments",
 };
@@ -164,13 +181,16 @@ pub const COMMANDS: Syntax = Syntax {
     summary: "every command",
 };
 
-pub const EXPERIMENT_SYNTAXES: [Syntax; 8] = [
+pub const EXPERIMENT_SYNTAXES: [Syntax; 11] = [
     EXPERIMENT_PROPOSE,
     EXPERIMENT_LIST,
     EXPERIMENT_SHOW,
     EXPERIMENT_START,
     EXPERIMENT_UPDATE,
+    EXPERIMENT_READINGS,
+    EXPERIMENT_EDIT,
     EXPERIMENT_CLOSE,
+    EXPERIMENT_ABANDON,
     EXPERIMENT_VOTE,
     EXPERIMENT_LEARNINGS,
 ];
@@ -193,7 +213,8 @@ pub const MAX_SEARCH_CHARS: usize = 100;
 /// The longest pause: a quarter of silence is already a lot; a year is the outer bound.
 pub const MAX_PAUSE_WEEKS: u32 = 52;
 
-const EXPERIMENT_SUBCOMMANDS: &str = "propose, list, show, start, update, close, vote or learnings";
+const EXPERIMENT_SUBCOMMANDS: &str =
+    "propose, list, show, start, update, readings, edit, close, abandon, vote or learnings";
 const NUDGE_SUBCOMMANDS: [&str; 7] = ["help", "rules", "schedule", "quiet", "pause", "digest", "settings"];
 const NUMBER_FORMS: &str = "write numbers like 31%, 1,200, 0.5 or $40";
 const DATE_FORMS: &str = "today, tomorrow, fri, next week, in 3 days or 2026-12-01";
@@ -233,13 +254,16 @@ pub fn parse(command: &str, text: &str) -> Result<Command, UsageError> {
     let Some(family) = Family::from_name(command) else {
         return Err(unknown_command(command));
     };
-    parse_family(family, text)
+    // Only nudge mentions people; the marks it uses are taken out of what people type.
+    parse_family(family, &without_mention_marks(text))
 }
 
 /// Parses a whole line, as typed in an @mention: the first word names the command ("experiment list",
 /// "/pledge call 5 customers by fri"). A bare /nudge subcommand ("help", "rules") is taken as
 /// `/nudge …`, since that is what people type at a bot.
 pub fn parse_line(line: &str) -> Result<Command, UsageError> {
+    let line = without_mention_marks(line);
+    let line = line.as_ref();
     let (word, rest) = split_word(line);
     if is_blank(word) {
         return Ok(Command::Help(HelpTopic::All));
@@ -313,6 +337,9 @@ fn parse_experiment(text: &str) -> Result<Command, UsageError> {
         "vote" => ExperimentCommand::Vote(only_experiment_id(rest, &EXPERIMENT_VOTE)?),
         "update" => parse_update(rest)?,
         "close" => parse_close(rest)?,
+        "readings" => parse_readings(rest)?,
+        "edit" => parse_edit(rest)?,
+        "abandon" => parse_abandon(rest)?,
         "learnings" => {
             check_length("search", rest, MAX_SEARCH_CHARS, &EXPERIMENT_LEARNINGS)?;
             ExperimentCommand::Learnings { words: non_blank(rest) }
@@ -425,11 +452,35 @@ fn parse_metric(text: &str) -> Result<(Metric, Option<DueDate>), UsageError> {
 /// A metric from its name, baseline and target, in one unit: the grammar's and the forms' one rule.
 /// The problem is about the target (its unit or its value), which is where a form shows it.
 pub fn metric(name: String, baseline: Quantity, target: Quantity) -> Result<Metric, String> {
-    let unit = match (baseline.unit, target.unit) {
-        (Some(b), Some(t)) => Some(agreed_unit(b, t)?),
-        (b, t) => b.or(t),
+    let shown = |q: &Quantity| format_value(q.value, q.unit.as_deref());
+    let (unit, target_value) = match (&baseline.unit, &target.unit) {
+        (Some(b), Some(t)) if b != t && time_factor(b).is_some() && time_factor(t).is_some() => {
+            // One quantity in two units: the target is kept in the baseline's.
+            let factor = time_factor(t).unwrap_or(1.0) / time_factor(b).unwrap_or(1.0);
+            (Some(b.clone()), target.value * factor)
+        }
+        (Some(b), Some(t)) => (Some(agreed_unit(b.clone(), t.clone())?), target.value),
+        (Some(b), None) if b == "%" && target.value.abs() <= 1.0 && baseline.value.abs() > 1.0 => {
+            let meant = Quantity { value: target.value * 100.0, unit: Some("%".into()) };
+            return Err(format!(
+                "the target {} has no unit while the baseline is {}; did you mean {}?",
+                shown(&target),
+                shown(&baseline),
+                shown(&meant)
+            ));
+        }
+        (None, Some(t)) if t == "%" && baseline.value.abs() <= 1.0 && target.value.abs() > 1.0 => {
+            let meant = Quantity { value: baseline.value * 100.0, unit: Some("%".into()) };
+            return Err(format!(
+                "the baseline {} has no unit while the target is {}; did you mean {}?",
+                shown(&baseline),
+                shown(&target),
+                shown(&meant)
+            ));
+        }
+        (b, t) => (b.clone().or_else(|| t.clone()), target.value),
     };
-    Metric::new(name, unit, baseline.value, target.value).map_err(|e| e.to_string())
+    Metric::new(name, unit, baseline.value, target_value).map_err(|e| e.to_string())
 }
 
 /// Baseline and target in the same unit; "day" and "days" are the same unit (the plural is kept).
@@ -480,15 +531,110 @@ fn parse_update(text: &str) -> Result<ExperimentCommand, UsageError> {
     if value_word.is_empty() {
         return Err(syntax.error(format!("what is {experiment}'s metric now? put the value after the id, like 34%")));
     }
-    let quantity = parse_quantity(value_word)
+    let mut quantity = parse_quantity(value_word)
         .map_err(|reason| syntax.error(format!("the value {} {reason}", quote(value_word))))?;
-    // "34 %": the percent sign belongs to the value, not to the note.
+    // "0.4 s", "34 %": a unit standing apart belongs to the value, not to the note. Other words
+    // are the note, which the executor checks against the metric's own unit.
     let (next, after) = split_word(note);
-    if quantity.unit.is_none() && next == "%" {
+    if quantity.unit.is_none() && is_known_unit(next) {
+        quantity.unit = Some(next.to_string());
         note = after;
     }
     check_length("note", note, MAX_NOTE_CHARS, syntax)?;
-    Ok(ExperimentCommand::Update { experiment, value: quantity.value, note: non_blank(note) })
+    Ok(ExperimentCommand::Update {
+        experiment,
+        value: quantity.value,
+        unit: quantity.unit,
+        note: non_blank(note),
+        confirmed: false,
+    })
+}
+
+fn parse_readings(text: &str) -> Result<ExperimentCommand, UsageError> {
+    let syntax = &EXPERIMENT_READINGS;
+    let (word, rest) = split_word(text);
+    let experiment = experiment_id(word, syntax)?;
+    let (verb, reading) = split_word(rest);
+    let delete = match verb.to_lowercase().as_str() {
+        "" => None,
+        "delete" | "remove" => {
+            let (number, more) = split_word(reading);
+            let digits = number.trim_start_matches('#');
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(syntax.error(format!(
+                    "which reading? give its number from `/experiment readings {experiment}`, like 12"
+                )));
+            }
+            nothing_after(more, syntax)?;
+            Some(digits.parse::<i64>().map_err(|_| syntax.error("that reading number is too long"))?)
+        }
+        _ => {
+            return Err(syntax.error(format!("{} is not something to do with readings; try delete", quote(verb))));
+        }
+    };
+    Ok(ExperimentCommand::Readings { experiment, delete })
+}
+
+fn parse_edit(text: &str) -> Result<ExperimentCommand, UsageError> {
+    let syntax = &EXPERIMENT_EDIT;
+    let (word, rest) = split_word(text);
+    let experiment = experiment_id(word, syntax)?;
+    let (field, value) = split_word(rest);
+    let field = field.to_lowercase();
+    if field.is_empty() {
+        return Err(syntax
+            .error(format!("what should change in {experiment}? title, hypothesis, metric, unit, target or review")));
+    }
+    if is_blank(value) && field != "unit" {
+        return Err(syntax.error(format!("say the new {field} after it")));
+    }
+    let change = match field.as_str() {
+        "title" => {
+            check_length("title", value, MAX_TITLE_CHARS, syntax)?;
+            Change::Title(value.to_string())
+        }
+        "hypothesis" => {
+            check_length("hypothesis", value, MAX_HYPOTHESIS_CHARS, syntax)?;
+            Change::Hypothesis(value.to_string())
+        }
+        "metric" | "name" => {
+            check_length("metric name", value, MAX_METRIC_NAME_CHARS, syntax)?;
+            Change::MetricName(value.to_string())
+        }
+        "unit" => match value.to_lowercase().as_str() {
+            "" | "none" | "-" => Change::Unit(None),
+            _ if value.split_whitespace().count() > 1 => {
+                return Err(syntax.error("a unit is one word, like ms, %, $ or orders"));
+            }
+            _ => Change::Unit(Some(value.to_string())),
+        },
+        "target" => {
+            let quantity = read_value(value).map_err(|error| match error {
+                ValueError::MoreThanANumber => syntax.error(format!("{} is more than a number", quote(value))),
+                ValueError::NotANumber(reason) => syntax.error(format!("the target {reason}")),
+            })?;
+            Change::Target { value: quantity.value, unit: quantity.unit }
+        }
+        "review" => Change::Review(DueDate::parse(value).map_err(|e| syntax.error(e.to_string()))?),
+        _ => {
+            return Err(syntax.error(format!(
+                "{} is not something an experiment has to edit; try title, hypothesis, metric, unit, target or review",
+                quote(&field)
+            )));
+        }
+    };
+    Ok(ExperimentCommand::Edit { experiment, change })
+}
+
+fn parse_abandon(text: &str) -> Result<ExperimentCommand, UsageError> {
+    let syntax = &EXPERIMENT_ABANDON;
+    let (word, reason) = split_word(text);
+    let experiment = experiment_id(word, syntax)?;
+    if is_blank(reason) {
+        return Err(syntax.error(format!("say why {experiment} is stopping; that is what the team learns from it")));
+    }
+    check_length("reason", reason, MAX_REASON_CHARS, syntax)?;
+    Ok(ExperimentCommand::Abandon { experiment, reason: reason.to_string() })
 }
 
 fn parse_close(text: &str) -> Result<ExperimentCommand, UsageError> {
@@ -588,6 +734,12 @@ fn parse_quantity(text: &str) -> Result<Quantity, &'static str> {
         letters if letters.chars().all(char::is_alphabetic) => Some(letters),
         _ => return Err(NOT_A_NUMBER),
     };
+    // "1.2k" and "3M" are thousands and millions, not units.
+    let (suffix, scale) = match suffix {
+        Some("k" | "K") => (None, 1_000.0),
+        Some("M") => (None, 1_000_000.0),
+        other => (other, 1.0),
+    };
     let unit = match (currency, suffix) {
         (Some(symbol), None) => Some(symbol.to_string()),
         (None, suffix) => suffix.map(str::to_string),
@@ -596,7 +748,7 @@ fn parse_quantity(text: &str) -> Result<Quantity, &'static str> {
     let digits: String = int_part.chars().filter(|c| *c != ',').collect();
     let digits = if digits.is_empty() { "0" } else { &digits };
     let fraction = if fraction.is_empty() { "0" } else { fraction };
-    let value: f64 = format!("{digits}.{fraction}").parse().map_err(|_| NOT_A_NUMBER)?;
+    let value: f64 = format!("{digits}.{fraction}").parse::<f64>().map_err(|_| NOT_A_NUMBER)? * scale;
     if !value.is_finite() {
         return Err("is too large a number");
     }
@@ -1102,8 +1254,8 @@ mod tests {
         let error = err("/experiment", "lst");
         assert_eq!(
             error.to_string(),
-            "\"lst\" is not an /experiment subcommand; try propose, list, show, start, update, close, vote or learnings\n\
-             Usage: `/experiment propose|list|show|start|update|close|vote|learnings …`\n\
+            "\"lst\" is not an /experiment subcommand; try propose, list, show, start, update, readings, edit, close, abandon, vote or learnings\n\
+             Usage: `/experiment propose|list|show|start|update|readings|edit|close|abandon|vote|learnings …`\n\
              Example: `/experiment list`"
         );
         let boxed: Box<dyn std::error::Error> = Box::new(error);
@@ -1291,7 +1443,7 @@ mod tests {
             ("1.", "is not a number"),
             ("1.2.3", "is not a number"),
             ("5%%", "is not a number"),
-            ("$5k", "has two units"),
+            ("$5ms", "has two units"),
             ("½", "is not a number"),
             (huge.as_str(), "is too large a number"),
         ];
@@ -1373,26 +1525,42 @@ mod tests {
     }
 
     #[test]
-    fn update_records_a_value_with_an_optional_note() {
+    fn update_records_a_value_with_its_unit_and_an_optional_note() {
+        let update = |value: f64, unit: Option<&str>, note: Option<&str>| ExperimentCommand::Update {
+            experiment: e(3),
+            value,
+            unit: unit.map(str::to_string),
+            note: note.map(str::to_string),
+            confirmed: false,
+        };
         assert_eq!(
             experiment("update E-3 34% after the welcome email change"),
-            ExperimentCommand::Update {
-                experiment: e(3),
-                value: 34.0,
-                note: Some("after the welcome email change".into())
-            }
+            update(34.0, Some("%"), Some("after the welcome email change"))
         );
-        assert_eq!(
-            experiment("UPDATE e-3 1,250"),
-            ExperimentCommand::Update { experiment: e(3), value: 1250.0, note: None }
-        );
-        assert_eq!(
-            experiment("update E-3 34 % better 🎉"),
-            ExperimentCommand::Update { experiment: e(3), value: 34.0, note: Some("better 🎉".into()) }
-        );
-        assert_eq!(
-            experiment("update E-3 -$2.5 رسوم أقل"),
-            ExperimentCommand::Update { experiment: e(3), value: -2.5, note: Some("رسوم أقل".into()) }
+        assert_eq!(experiment("UPDATE e-3 1,250"), update(1250.0, None, None));
+        assert_eq!(experiment("update E-3 34 % better 🎉"), update(34.0, Some("%"), Some("better 🎉")));
+        assert_eq!(experiment("update E-3 -$2.5 رسوم أقل"), update(-2.5, Some("$"), Some("رسوم أقل")));
+        // A unit standing apart is the unit; other words are the note.
+        assert_eq!(experiment("update E-3 0.4 s"), update(0.4, Some("s"), None));
+        assert_eq!(experiment("update E-3 34 after lunch"), update(34.0, None, Some("after lunch")));
+        // Thousands and millions are numbers, not units.
+        assert_eq!(experiment("update E-3 1.2k"), update(1200.0, None, None));
+        assert_eq!(experiment("update E-3 3M"), update(3_000_000.0, None, None));
+    }
+
+    #[test]
+    fn a_proposal_in_two_units_of_one_quantity_keeps_the_baselines_and_a_bare_fraction_asks() {
+        let Command::Experiment(ExperimentCommand::Propose(proposal)) =
+            parse("/experiment", "propose Faster | h | p95 latency 800 ms -> 0.5 s").unwrap()
+        else {
+            panic!("a proposal")
+        };
+        assert_eq!((proposal.metric.unit.as_deref(), proposal.metric.target), (Some("ms"), 500.0));
+        let error = err("/experiment", "propose Signup | h | conversion 31% -> 0.4");
+        assert_error(
+            &error,
+            &["the target 0.4 has no unit while the baseline is 31%; did you mean 40%?"],
+            &EXPERIMENT_PROPOSE,
         );
     }
 
@@ -1471,7 +1639,7 @@ mod tests {
         let error = err("/experiment", "lst running");
         assert_eq!(
             error.problem,
-            "\"lst\" is not an /experiment subcommand; try propose, list, show, start, update, close, vote or learnings"
+            "\"lst\" is not an /experiment subcommand; try propose, list, show, start, update, readings, edit, close, abandon, vote or learnings"
         );
         assert_error(&error, &[], &EXPERIMENT);
         assert_error(&err("/experiment", "E-3"), &["`/experiment show E-3`"], &EXPERIMENT);

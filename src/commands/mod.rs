@@ -2,6 +2,7 @@
 //! platform's forms, and their execution (Command → [`Message`](crate::message::Message)), free of
 //! any platform's wire format.
 
+pub mod actions;
 mod channel;
 pub mod execute;
 mod experiments;
@@ -45,10 +46,52 @@ pub enum ExperimentCommand {
     List(ExperimentFilter),
     Show(ExperimentRef),
     Start(ExperimentRef),
-    Update { experiment: ExperimentRef, value: f64, note: Option<String> },
-    Close { experiment: ExperimentRef, outcome: Outcome, learning: String },
+    /// A reading: `value` as typed, in `unit` when one was typed. `confirmed` when the person said
+    /// yes to a reading far outside the experiment's range.
+    Update {
+        experiment: ExperimentRef,
+        value: f64,
+        unit: Option<String>,
+        note: Option<String>,
+        confirmed: bool,
+    },
+    Close {
+        experiment: ExperimentRef,
+        outcome: Outcome,
+        learning: String,
+    },
     Vote(ExperimentRef),
-    Learnings { words: Option<String> },
+    Learnings {
+        words: Option<String>,
+    },
+    /// An experiment's readings, or the deletion of one by its number.
+    Readings {
+        experiment: ExperimentRef,
+        delete: Option<i64>,
+    },
+    Edit {
+        experiment: ExperimentRef,
+        change: Change,
+    },
+    Abandon {
+        experiment: ExperimentRef,
+        reason: String,
+    },
+}
+
+/// One change `/experiment edit` makes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Title(String),
+    Hypothesis(String),
+    MetricName(String),
+    /// The unit shown with the metric's values (they are not converted).
+    Unit(Option<String>),
+    Target {
+        value: f64,
+        unit: Option<String>,
+    },
+    Review(DueDate),
 }
 
 /// `/experiment propose <title> | <hypothesis> | <metric> <baseline> -> <target> [by <date>]`

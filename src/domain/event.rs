@@ -13,6 +13,9 @@ pub enum EventKind {
     ReadingRecorded,
     ExperimentClosed,
     ExperimentVoted,
+    ExperimentEdited,
+    ExperimentAbandoned,
+    ReadingDeleted,
     PledgeMade,
     PledgeKept,
     PledgeExtended,
@@ -25,12 +28,15 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    const ALL: [EventKind; 14] = [
+    const ALL: [EventKind; 17] = [
         EventKind::ExperimentProposed,
         EventKind::ExperimentStarted,
         EventKind::ReadingRecorded,
         EventKind::ExperimentClosed,
         EventKind::ExperimentVoted,
+        EventKind::ExperimentEdited,
+        EventKind::ExperimentAbandoned,
+        EventKind::ReadingDeleted,
         EventKind::PledgeMade,
         EventKind::PledgeKept,
         EventKind::PledgeExtended,
@@ -49,6 +55,9 @@ impl EventKind {
             EventKind::ReadingRecorded => "reading.recorded",
             EventKind::ExperimentClosed => "experiment.closed",
             EventKind::ExperimentVoted => "experiment.voted",
+            EventKind::ExperimentEdited => "experiment.edited",
+            EventKind::ExperimentAbandoned => "experiment.abandoned",
+            EventKind::ReadingDeleted => "reading.deleted",
             EventKind::PledgeMade => "pledge.made",
             EventKind::PledgeKept => "pledge.kept",
             EventKind::PledgeExtended => "pledge.extended",

@@ -119,6 +119,22 @@ pub fn record_reading(id: ExperimentRef, status: ExperimentStatus) -> Result<(),
     }
 }
 
+/// `/experiment abandon`: a proposed or running experiment can be given up, with a reason.
+pub fn abandon(id: ExperimentRef, status: ExperimentStatus) -> Result<ExperimentStatus, TransitionError> {
+    match status {
+        ExperimentStatus::Proposed | ExperimentStatus::Running => Ok(ExperimentStatus::Abandoned),
+        closed => Err(TransitionError::AlreadyClosed(id, closed)),
+    }
+}
+
+/// `/experiment edit`: what is still open can change; a closed experiment is what it was.
+pub fn edit(id: ExperimentRef, status: ExperimentStatus) -> Result<(), TransitionError> {
+    match status {
+        ExperimentStatus::Proposed | ExperimentStatus::Running => Ok(()),
+        closed => Err(TransitionError::AlreadyClosed(id, closed)),
+    }
+}
+
 /// `/experiment vote`: votes order the backlog, so only proposed experiments take them.
 pub fn vote(id: ExperimentRef, status: ExperimentStatus) -> Result<(), TransitionError> {
     match status {

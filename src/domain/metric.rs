@@ -113,7 +113,8 @@ pub fn sparkline(values: &[f64]) -> String {
         .collect()
 }
 
-/// Formats a metric value the way people wrote it: no trailing zeros, unit attached.
+/// Formats a metric value the way people write it: thousands grouped ("1,250"), no trailing zeros,
+/// unit attached.
 pub fn format_value(value: f64, unit: Option<&str>) -> String {
     let mut number = format!("{:.4}", value);
     if number.contains('.') {
@@ -122,11 +123,32 @@ pub fn format_value(value: f64, unit: Option<&str>) -> String {
     if number == "-0" {
         number = "0".into();
     }
+    number = group_thousands(&number);
     match unit {
         Some(u) if u.chars().all(|c| !c.is_alphanumeric()) && u != "%" => format!("{u}{number}"),
         Some("%") => format!("{number}%"),
         Some(u) => format!("{number} {u}"),
         None => number,
+    }
+}
+
+/// "1234567.5" → "1,234,567.5"; a sign and the decimals are kept as they are.
+fn group_thousands(number: &str) -> String {
+    let (sign, digits) = number.strip_prefix('-').map_or(("", number), |rest| ("-", rest));
+    let (whole, decimals) = digits.split_once('.').map_or((digits, None), |(w, d)| (w, Some(d)));
+    if whole.len() <= 3 {
+        return number.to_string();
+    }
+    let mut grouped = String::with_capacity(number.len() + whole.len() / 3);
+    for (n, digit) in whole.chars().enumerate() {
+        if n > 0 && (whole.len() - n) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    match decimals {
+        Some(decimals) => format!("{sign}{grouped}.{decimals}"),
+        None => format!("{sign}{grouped}"),
     }
 }
 
@@ -203,5 +225,8 @@ mod tests {
         assert_eq!(format_value(31.0, Some("%")), "31%");
         assert_eq!(format_value(120.0, Some("$")), "$120");
         assert_eq!(format_value(450.5, Some("ms")), "450.5 ms");
+        assert_eq!(format_value(1250.0, None), "1,250");
+        assert_eq!(format_value(-1234567.25, Some("$")), "$-1,234,567.25");
+        assert_eq!(format_value(999.0, None), "999");
     }
 }

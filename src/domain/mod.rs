@@ -10,3 +10,4 @@ pub mod ids;
 pub mod metric;
 pub mod pledge;
 pub mod schedule;
+pub mod units;

@@ -38,6 +38,7 @@ pub enum FormKind {
     UpdateMetric(ExperimentRef),
     ExtendPledge(PledgeRef),
     ReleasePledge(PledgeRef),
+    ExtendReview(ExperimentRef),
 }
 
 impl FormKind {
@@ -49,6 +50,7 @@ impl FormKind {
             FormKind::UpdateMetric(id) => format!("update:{id}"),
             FormKind::ExtendPledge(id) => format!("extend:{id}"),
             FormKind::ReleasePledge(id) => format!("release:{id}"),
+            FormKind::ExtendReview(id) => format!("review:{id}"),
         }
     }
 
@@ -60,6 +62,7 @@ impl FormKind {
             Some(("update", e)) => e.parse().ok().map(FormKind::UpdateMetric),
             Some(("extend", p)) => p.parse().ok().map(FormKind::ExtendPledge),
             Some(("release", p)) => p.parse().ok().map(FormKind::ReleasePledge),
+            Some(("review", e)) => e.parse().ok().map(FormKind::ExtendReview),
             _ => None,
         }
     }
@@ -233,6 +236,18 @@ pub fn extend_pledge(pledge: PledgeRef, pledge_text: &str) -> Form {
     }
 }
 
+/// The form behind an experiment's "Extend review" button: a later day to look at the result.
+pub fn extend_review(experiment: ExperimentRef, title: &str) -> Form {
+    Form {
+        kind: FormKind::ExtendReview(experiment),
+        title: format!("Review {experiment} later"),
+        submit: "Move it",
+        subject: Some(subject(&experiment.to_string(), title)),
+        intro: Some("Small and time-boxed: pick the day the team looks at the result again."),
+        fields: vec![date(REVIEW, "New review date")],
+    }
+}
+
 /// The form behind a pledge's "Release" button: why it is being let go.
 pub fn release_pledge(pledge: PledgeRef, pledge_text: &str) -> Form {
     Form {
@@ -257,6 +272,7 @@ mod tests {
             FormKind::UpdateMetric(ExperimentRef(12)),
             FormKind::ExtendPledge(PledgeRef(4)),
             FormKind::ReleasePledge(PledgeRef(999_999_999_999)),
+            FormKind::ExtendReview(ExperimentRef(7)),
         ];
         for kind in kinds {
             assert_eq!(FormKind::parse(&kind.id()), Some(kind));

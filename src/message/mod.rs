@@ -87,7 +87,7 @@ pub struct Action {
     pub style: ActionStyle,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", content = "id", rename_all = "snake_case")]
 pub enum ActionKind {
     StartExperiment(ExperimentRef),
@@ -96,6 +96,57 @@ pub enum ActionKind {
     PledgeDone(PledgeRef),
     PledgeExtend(PledgeRef),
     PledgeRelease(PledgeRef),
+    /// Records a reading nudge asked about (a likely slip, or a value in another unit), as is.
+    RecordReading {
+        experiment: ExperimentRef,
+        value: f64,
+    },
+    /// Opens the form that closes an experiment.
+    CloseExperiment(ExperimentRef),
+    /// Opens the form that moves an experiment's review date.
+    ExtendReview(ExperimentRef),
+}
+
+/// Where a mention of a member starts, splits the member's platform id from their name, and ends,
+/// inside a message's text. Characters from Unicode's private use area: people's own text has
+/// them taken out, so only nudge can mention anyone.
+pub const MENTION_START: char = '\u{E000}';
+pub const MENTION_SPLIT: char = '\u{E001}';
+pub const MENTION_END: char = '\u{E002}';
+
+/// A mention of a member in a message's text: the platform notifies them (Slack shows `@Ana`),
+/// and plain text shows their name.
+pub fn mention(external_id: &str, name: &str) -> String {
+    format!("{MENTION_START}{external_id}{MENTION_SPLIT}{name}{MENTION_END}")
+}
+
+/// The text with each mention replaced by what `render` makes of (platform id, name).
+pub fn render_mentions(text: &str, render: impl Fn(&str, &str) -> String) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(MENTION_START) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + MENTION_START.len_utf8()..];
+        let Some(end) = after.find(MENTION_END) else {
+            rest = after;
+            break;
+        };
+        let inner = &after[..end];
+        let (id, name) = inner.split_once(MENTION_SPLIT).unwrap_or((inner, inner));
+        out.push_str(&render(id, name));
+        rest = &after[end + MENTION_END.len_utf8()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// People's own text without the marks of a mention, so that nobody can type one.
+pub fn without_mention_marks(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains([MENTION_START, MENTION_SPLIT, MENTION_END]) {
+        text.chars().filter(|c| ![MENTION_START, MENTION_SPLIT, MENTION_END].contains(c)).collect::<String>().into()
+    } else {
+        text.into()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -121,7 +172,8 @@ impl Message {
         self
     }
 
-    /// The whole message as plain text, for platforms or clients with no rich rendering.
+    /// The whole message as plain text, for platforms or clients with no rich rendering; a
+    /// mention shows the name.
     pub fn plain_text(&self) -> String {
         let mut out = self.text.clone();
         for section in &self.sections {
@@ -139,7 +191,7 @@ impl Message {
                 out.push_str(&format!("\n{}: {}", field.label, field.value));
             }
         }
-        out
+        render_mentions(&out, |_, name| name.to_string())
     }
 }
 
@@ -194,6 +246,15 @@ mod tests {
         let json = serde_json::to_string(&reply).unwrap();
         assert!(json.contains(r#""action":"update_metric","id":"E-3""#), "{json}");
         assert_eq!(serde_json::from_str::<Message>(&json).unwrap(), reply);
+    }
+
+    #[test]
+    fn a_mention_is_rendered_by_the_platform_and_shown_as_a_name_in_plain_text() {
+        let text = format!("{}, keep it, move it or release it", mention("U01", "Ana"));
+        assert_eq!(render_mentions(&text, |id, _| format!("<@{id}>")), "<@U01>, keep it, move it or release it");
+        assert_eq!(Message::channel(text).plain_text(), "Ana, keep it, move it or release it");
+        let typed = format!("sneaky {MENTION_START}U09{MENTION_SPLIT}Boss{MENTION_END}");
+        assert_eq!(without_mention_marks(&typed), "sneaky U09Boss");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::domain::ids::{ExperimentRef, PledgeRef};
 use crate::domain::metric::{Win, format_value};
 use crate::domain::pledge::days_overdue;
 use crate::message::build::{self, CHECKIN_ITEMS, CheckIn, PledgeButtons, day_label, pledge_section};
-use crate::message::{Message, Section};
+use crate::message::{Message, Section, mention};
 use crate::store::{
     ChannelRecord, CheckInReads, EventKind, EventRecord, ExperimentRecord, NewEvent, PledgeRecord, StoreError, Tx,
 };
@@ -127,7 +127,7 @@ pub(super) fn pledge_reminder(
                 "{id} ({}) is {} days past its date. {}, keep it, move it or release it: an honest answer keeps the team's trust.",
                 pledge.text,
                 days_overdue(pledge.due_on, today),
-                pledge.owner_name
+                mention(&pledge.owner_external_id, &pledge.owner_name)
             ))
             .with_section(buttons),
         ),

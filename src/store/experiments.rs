@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// A reading as read back: id, value, note, when (ms), recorder id and name.
+type ReadingRow = (i64, f64, Option<String>, i64, Option<i64>, Option<String>);
+
 /// The workspace's next `E-n`, as a statement (SQLite; Postgres does it inside one statement).
 macro_rules! allocate_experiment_number {
     ($c:expr, $ws:expr) => {
@@ -332,9 +335,14 @@ impl Tx {
             .await?
             .rows_affected()
         });
+        if result == 1 && to.is_closed() {
+            // Nothing left to review once it is closed or abandoned.
+            self.set_review_firing(ws, ChannelId(0), experiment, None).await?;
+        }
         Ok(result == 1)
     }
 
+    /// Records a reading; returns its number (what `/experiment readings` shows and deletes by).
     pub async fn insert_reading(
         &mut self,
         ws: WorkspaceId,
@@ -343,12 +351,12 @@ impl Tx {
         note: Option<&str>,
         recorded_by: Option<MemberId>,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         let source = if recorded_by.is_some() { "member" } else { "api" };
-        on_conn!(write self, |c, pg| {
-            sqlx::query(
+        let id: i64 = on_conn!(write self, |c, pg| {
+            sqlx::query_scalar(
                 "INSERT INTO readings (workspace_id, experiment_id, value, note, recorded_by, source, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             )
             .bind(ws.0)
             .bind(experiment.0)
@@ -357,22 +365,23 @@ impl Tx {
             .bind(recorded_by.map(|m| m.0))
             .bind(source)
             .bind(to_millis(now))
-            .execute(&mut *c)
-            .await?;
+            .fetch_one(&mut *c)
+            .await?
         });
-        Ok(())
+        Ok(id)
     }
 
-    /// An experiment's readings, oldest first.
+    /// An experiment's readings, oldest first, with who recorded them.
     pub async fn readings(
         &mut self,
         ws: WorkspaceId,
         experiment: ExperimentId,
     ) -> Result<Vec<ReadingRecord>, StoreError> {
-        let rows: Vec<(f64, Option<String>, i64)> = on_conn!(self, |c, pg| {
+        let rows: Vec<ReadingRow> = on_conn!(self, |c, pg| {
             sqlx::query_as(
-                "SELECT value, note, recorded_at FROM readings WHERE workspace_id = $1 AND experiment_id = $2 \
-                 ORDER BY id",
+                "SELECT r.id, r.value, r.note, r.recorded_at, r.recorded_by, m.display_name FROM readings r \
+                 LEFT JOIN members m ON m.id = r.recorded_by WHERE r.workspace_id = $1 AND r.experiment_id = $2 \
+                 ORDER BY r.id",
             )
             .bind(ws.0)
             .bind(experiment.0)
@@ -381,8 +390,63 @@ impl Tx {
         });
         Ok(rows
             .into_iter()
-            .map(|(value, note, at)| ReadingRecord { value, note, recorded_at: from_millis(at) })
+            .map(|(id, value, note, at, by, name)| ReadingRecord {
+                id,
+                value,
+                note,
+                recorded_at: from_millis(at),
+                recorded_by: by.map(MemberId),
+                recorder_name: name,
+            })
             .collect())
+    }
+
+    /// Deletes one of an experiment's readings; false when it has no such reading.
+    pub async fn delete_reading(
+        &mut self,
+        ws: WorkspaceId,
+        experiment: ExperimentId,
+        reading: i64,
+    ) -> Result<bool, StoreError> {
+        let deleted = on_conn!(write self, |c, pg| {
+            sqlx::query("DELETE FROM readings WHERE workspace_id = $1 AND experiment_id = $2 AND id = $3")
+                .bind(ws.0)
+                .bind(experiment.0)
+                .bind(reading)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+        });
+        Ok(deleted == 1)
+    }
+
+    /// Changes what an experiment says about itself; `Edit::Review` also moves its review reminder
+    /// (see [`Tx::set_review_firing`]). Returns whether it changed.
+    pub async fn edit_experiment(
+        &mut self,
+        ws: WorkspaceId,
+        experiment: ExperimentId,
+        edit: &Edit<'_>,
+    ) -> Result<bool, StoreError> {
+        let sql = match edit {
+            Edit::Title(_) => "UPDATE experiments SET title = $3 WHERE workspace_id = $1 AND id = $2",
+            Edit::Hypothesis(_) => "UPDATE experiments SET hypothesis = $3 WHERE workspace_id = $1 AND id = $2",
+            Edit::MetricName(_) => "UPDATE experiments SET metric_name = $3 WHERE workspace_id = $1 AND id = $2",
+            Edit::Unit(_) => "UPDATE experiments SET metric_unit = $3 WHERE workspace_id = $1 AND id = $2",
+            Edit::Target(_) => "UPDATE experiments SET target = $3 WHERE workspace_id = $1 AND id = $2",
+            Edit::Review(_) => "UPDATE experiments SET review_on = $3 WHERE workspace_id = $1 AND id = $2",
+        };
+        let changed = on_conn!(write self, |c, pg| {
+            let query = sqlx::query(sql).bind(ws.0).bind(experiment.0);
+            let query = match edit {
+                Edit::Title(text) | Edit::Hypothesis(text) | Edit::MetricName(text) => query.bind(*text),
+                Edit::Unit(unit) => query.bind(*unit),
+                Edit::Target(target) => query.bind(*target),
+                Edit::Review(day) => query.bind(day.map(day_text)),
+            };
+            query.execute(&mut *c).await?.rows_affected()
+        });
+        Ok(changed == 1)
     }
 
     /// Records a member's vote; false when they had already voted for it.

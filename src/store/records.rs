@@ -424,9 +424,25 @@ impl ExperimentRow {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadingRecord {
+    /// Its number, shown by `/experiment readings`.
+    pub id: i64,
     pub value: f64,
     pub note: Option<String>,
     pub recorded_at: DateTime<Utc>,
+    /// Who recorded it (none when it came through the API), and their name.
+    pub recorded_by: Option<MemberId>,
+    pub recorder_name: Option<String>,
+}
+
+/// One change to an experiment (`/experiment edit`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Edit<'a> {
+    Title(&'a str),
+    Hypothesis(&'a str),
+    MetricName(&'a str),
+    Unit(Option<&'a str>),
+    Target(f64),
+    Review(Option<NaiveDate>),
 }
 
 #[derive(Debug, Clone)]

@@ -75,6 +75,39 @@ impl Tx {
         Ok(())
     }
 
+    /// Sets when an experiment's owner hears that its review date has come; `None` removes it (the
+    /// experiment closed, or has no review date any more).
+    pub async fn set_review_firing(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+        experiment: ExperimentId,
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let job = format!("review:{}", experiment.0);
+        on_conn!(write self, |c, pg| {
+            match due_at {
+                Some(at) => sqlx::query(
+                    "INSERT INTO next_firings (channel_id, job, workspace_id, experiment_id, due_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel_id, job) DO UPDATE SET due_at = excluded.due_at",
+                )
+                .bind(channel.0)
+                .bind(&job)
+                .bind(ws.0)
+                .bind(experiment.0)
+                .bind(to_millis(at))
+                .execute(&mut *c)
+                .await?,
+                None => sqlx::query("DELETE FROM next_firings WHERE workspace_id = $1 AND experiment_id = $2")
+                    .bind(ws.0)
+                    .bind(experiment.0)
+                    .execute(&mut *c)
+                    .await?,
+            };
+        });
+        Ok(())
+    }
+
     /// Forgets a pledge's reminders: it was kept, released or told to the channel.
     pub async fn clear_pledge_firing(&mut self, ws: WorkspaceId, pledge: PledgeId) -> Result<(), StoreError> {
         on_conn!(write self, |c, pg| {

@@ -253,7 +253,7 @@ impl Tx {
             Subject::Pledge(id) => (OF_PLEDGE, id.0),
         };
         let row: Option<ChannelRow> =
-            on_conn!(self, |c, pg| { sqlx::query_as(sql).bind(ws.0).bind(number).fetch_optional(&mut *c).await? });
+            on_conn!(self, |c, pg| sqlx::query_as(sql).bind(ws.0).bind(number).fetch_optional(&mut *c).await?);
         row.map(|r| r.into_record(ws)).transpose()
     }
 

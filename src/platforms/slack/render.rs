@@ -15,7 +15,7 @@ use crate::commands::form::{self, Answers};
 use crate::commands::grammar::{is_blank, trim};
 use crate::domain::ids::{ExperimentRef, PledgeRef};
 use crate::message::form::{Form, Input};
-use crate::message::{Action, ActionKind, ActionStyle, Message, MetricRow, Section, Visibility};
+use crate::message::{Action, ActionKind, ActionStyle, Message, MetricRow, Section, Visibility, render_mentions};
 
 /// Block id → message, for `{"response_action":"errors","errors":{…}}`; block ids are the neutral
 /// forms' field names.
@@ -62,7 +62,8 @@ pub fn blocks(reply: &Message) -> Vec<Value> {
     let total: usize = rendered.iter().map(|(_, blocks)| blocks.len()).sum();
     let dividers = rendered.len().saturating_sub(1);
 
-    let mut out = vec![json!({"type": "section", "text": mrkdwn(plain_fallback(reply))})];
+    let mut out =
+        vec![json!({"type": "section", "text": mrkdwn(cut_mrkdwn(&escape(&fallback_text(reply)), MAX_TEXT))})];
     // Dividers help the eye but are the first thing to go when room is short.
     if out.len() + total + dividers <= MAX_MESSAGE_BLOCKS {
         for (i, (_, blocks)) in rendered.into_iter().enumerate() {
@@ -117,7 +118,7 @@ pub fn message(reply: &Message) -> Value {
 
 /// The notification and fallback text: the headline, escaped and cut, never empty.
 fn plain_fallback(reply: &Message) -> String {
-    cut_mrkdwn(&escape(&fallback_text(reply)), MAX_TEXT)
+    slack_mentions(&cut_mrkdwn(&escape(&fallback_text(reply)), MAX_TEXT))
 }
 
 /// The headline, or (if a reply has none) the first thing it says, so Slack always has a text.
@@ -214,12 +215,19 @@ fn context(text: &str) -> Value {
     json!({"type": "context", "elements": [mrkdwn(cut_mrkdwn(text, MAX_TEXT))]})
 }
 
+/// A mrkdwn text object; a member nudge mentions becomes Slack's `<@U…>`, which notifies them.
 fn mrkdwn(text: String) -> Value {
-    json!({"type": "mrkdwn", "text": text})
+    json!({"type": "mrkdwn", "text": slack_mentions(&text)})
 }
 
+fn slack_mentions(text: &str) -> String {
+    render_mentions(text, |id, _| format!("<@{id}>"))
+}
+
+/// A plain text object (no mentions there: a mention shows the name).
 fn plain(text: &str, max: usize) -> Value {
-    json!({"type": "plain_text", "text": cut_plain(text.trim(), max), "emoji": true})
+    let text = render_mentions(text.trim(), |_, name| name.to_string());
+    json!({"type": "plain_text", "text": cut_plain(&text, max), "emoji": true})
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,6 +237,7 @@ fn plain(text: &str, max: usize) -> Value {
 /// message even when it lists many experiments.
 pub fn action_id(kind: ActionKind) -> String {
     let (name, id) = action_parts(kind);
+    let id = id.split_once('=').map_or(id.as_str(), |(id, _)| id);
     format!("{ACTION_PREFIX}.{name}.{id}")
 }
 
@@ -245,6 +254,10 @@ fn action_parts(kind: ActionKind) -> (&'static str, String) {
         ActionKind::PledgeDone(p) => ("pledge_done", p.to_string()),
         ActionKind::PledgeExtend(p) => ("pledge_extend", p.to_string()),
         ActionKind::PledgeRelease(p) => ("pledge_release", p.to_string()),
+        ActionKind::CloseExperiment(e) => ("close_experiment", e.to_string()),
+        ActionKind::ExtendReview(e) => ("extend_review", e.to_string()),
+        // The value carries the reading: `E-3=450.5`.
+        ActionKind::RecordReading { experiment, value } => ("record_reading", format!("{experiment}={value}")),
     }
 }
 
@@ -273,6 +286,14 @@ pub fn parse_action(action_id: &str, value: &str) -> Option<ActionKind> {
         "pledge_done" => pledge().map(ActionKind::PledgeDone),
         "pledge_extend" => pledge().map(ActionKind::PledgeExtend),
         "pledge_release" => pledge().map(ActionKind::PledgeRelease),
+        "close_experiment" => experiment().map(ActionKind::CloseExperiment),
+        "extend_review" => experiment().map(ActionKind::ExtendReview),
+        "record_reading" => {
+            let (from_value, number) = value.split_once('=')?;
+            let experiment = from_value.parse::<ExperimentRef>().ok()?;
+            let value: f64 = number.parse().ok().filter(|v: &f64| v.is_finite())?;
+            (id.parse::<ExperimentRef>().ok()? == experiment).then_some(ActionKind::RecordReading { experiment, value })
+        }
         _ => None,
     }
 }
@@ -322,6 +343,9 @@ fn default_label(kind: ActionKind) -> &'static str {
         ActionKind::PledgeDone(_) => "Done",
         ActionKind::PledgeExtend(_) => "Extend",
         ActionKind::PledgeRelease(_) => "Release",
+        ActionKind::CloseExperiment(_) => "Close",
+        ActionKind::ExtendReview(_) => "Extend review",
+        ActionKind::RecordReading { .. } => "Record it",
     }
 }
 
@@ -479,6 +503,10 @@ mod tests {
             ActionKind::PledgeDone(P4),
             ActionKind::PledgeExtend(PledgeRef(70)),
             ActionKind::PledgeRelease(PledgeRef(1)),
+            ActionKind::CloseExperiment(E3),
+            ActionKind::ExtendReview(E3),
+            ActionKind::RecordReading { experiment: E3, value: 450.5 },
+            ActionKind::RecordReading { experiment: E3, value: -0.25 },
         ]
     }
 
@@ -672,6 +700,23 @@ mod tests {
             assert_eq!(before_ellipsis, "&lt;".repeat(before_ellipsis.len() / 4), "{padding}");
         }
         assert_eq!(cut_plain("héllo wörld", 6), "héllo…");
+    }
+
+    #[test]
+    fn a_member_nudge_mentions_is_notified_and_a_button_shows_their_name() {
+        let asked = format!("{}, keep it, move it or release it", crate::message::mention("U0ANA", "Ana"));
+        let reply = Message::channel(asked.clone()).with_section(Section::body(asked.clone()).with_action(
+            asked,
+            ActionKind::PledgeDone(P4),
+            ActionStyle::Primary,
+        ));
+        let response = command_response(&reply);
+        assert_eq!(response["text"], "<@U0ANA>, keep it, move it or release it");
+        assert_eq!(response["blocks"][1]["text"]["text"], "<@U0ANA>, keep it, move it or release it");
+        assert_eq!(
+            buttons(response["blocks"].as_array().unwrap())[0]["text"]["text"],
+            "Ana, keep it, move it or release it"
+        );
     }
 
     #[test]

@@ -20,14 +20,15 @@ use super::render::{self, FieldErrors};
 use super::verify::verify;
 use super::wire::{self, Event, EventEnvelope, Interaction, ModalOrigin, SlashCommand};
 use super::{PLATFORM, Slack, SlackApp, Standing, oauth};
+use crate::commands::actions::{self, Clicked, FormFor};
 use crate::commands::execute::{help_reply, usage_reply};
 use crate::commands::{Command, ExperimentCommand, HelpTopic, Invocation, PledgeCommand, grammar};
-use crate::domain::ids::{ExperimentRef, PledgeRef};
+use crate::domain::ids::ExperimentRef;
 use crate::http::HttpError;
 use crate::message::form as forms;
-use crate::message::{ActionKind, Message, Visibility};
+use crate::message::{Message, Visibility};
 use crate::platforms::Core;
-use crate::store::{ExperimentRecord, PledgeRecord, StoreError, WorkspaceId};
+use crate::store::WorkspaceId;
 
 /// Slack's endpoints once a signing secret is configured (the manifest is served either way).
 pub fn routes(core: Core, slack: Arc<Slack>) -> Router {
@@ -185,13 +186,9 @@ async fn open_modal_for_command(app: Arc<SlackApp>, form: SlashCommand<'_>, requ
     let metadata = serde_json::to_string(&origin).unwrap_or_default();
     let view = match request {
         ModalRequest::Propose => render::modal(&forms::propose(), &metadata),
-        ModalRequest::Close(id) => match load_experiment(&app, ws, id).await {
-            Ok(Some(experiment)) => render::modal(&forms::close(id, &experiment.title), &metadata),
-            Ok(None) => {
-                return private(format!(
-                    "There is no {id} in this workspace. `/experiment list all` shows every experiment."
-                ));
-            }
+        ModalRequest::Close(id) => match actions::form_for(&app.store, ws, &form.user_id, FormFor::Close(id)).await {
+            Ok(Ok(close)) => render::modal(&close, &metadata),
+            Ok(Err(refusal)) => return json(render::command_response(&refusal)),
             Err(error) => {
                 tracing::error!(%error, "cannot load an experiment for a form");
                 return private(SOMETHING_WENT_WRONG);
@@ -202,21 +199,6 @@ async fn open_modal_for_command(app: Arc<SlackApp>, form: SlashCommand<'_>, requ
     spawn_open_view(app, form.team_id.to_string(), trigger_id, view, response_url);
     // An empty 200 acknowledges the command without a message; the form is the answer.
     StatusCode::OK.into_response()
-}
-
-/// One experiment, read for a form (outside any command).
-async fn load_experiment(
-    app: &SlackApp,
-    ws: WorkspaceId,
-    id: ExperimentRef,
-) -> Result<Option<ExperimentRecord>, StoreError> {
-    let mut tx = app.store.read().await?;
-    tx.experiment(ws, id).await
-}
-
-async fn load_pledge(app: &SlackApp, ws: WorkspaceId, id: PledgeRef) -> Result<Option<PledgeRecord>, StoreError> {
-    let mut tx = app.store.read().await?;
-    tx.pledge(ws, id).await
 }
 
 /// views.open must use the trigger id within about three seconds, so it runs right after the ack.
@@ -297,27 +279,20 @@ async fn block_actions(app: Arc<SlackApp>, payload: wire::BlockActions) -> Respo
     let channel = payload.channel.clone().unwrap_or(wire::Channel { id: String::new(), name: String::new() });
     let origin = ModalOrigin { channel_id: channel.id.clone(), channel_name: channel.name.clone() };
     let metadata = serde_json::to_string(&origin).unwrap_or_default();
-    let command = match kind {
-        ActionKind::StartExperiment(id) => Command::Experiment(ExperimentCommand::Start(id)),
-        ActionKind::Vote(id) => Command::Experiment(ExperimentCommand::Vote(id)),
-        ActionKind::PledgeDone(id) => Command::Pledge(PledgeCommand::Done { pledge: id, note: None }),
-        ActionKind::UpdateMetric(id) => {
-            if let Ok(Some(e)) = load_experiment(&app, ws, id).await {
-                let form = forms::update_metric(id, &e.title, &e.metric.name, e.metric.unit.as_deref());
-                let view = render::modal(&form, &metadata);
-                spawn_open_view(app, team_id, payload.trigger_id, view, payload.response_url);
-            }
-            return StatusCode::OK.into_response();
-        }
-        ActionKind::PledgeExtend(id) | ActionKind::PledgeRelease(id) => {
-            if let Ok(Some(pledge)) = load_pledge(&app, ws, id).await {
-                let form = if matches!(kind, ActionKind::PledgeExtend(_)) {
-                    forms::extend_pledge(id, &pledge.text)
-                } else {
-                    forms::release_pledge(id, &pledge.text)
-                };
-                let view = render::modal(&form, &metadata);
-                spawn_open_view(app, team_id, payload.trigger_id, view, payload.response_url);
+    let command = match actions::clicked(kind) {
+        Clicked::Run(command) => command,
+        Clicked::Open(what) => {
+            match actions::form_for(&app.store, ws, &payload.user.id, what).await {
+                Ok(Ok(form)) => {
+                    let view = render::modal(&form, &metadata);
+                    spawn_open_view(app, team_id, payload.trigger_id, view, payload.response_url);
+                }
+                // A form that cannot succeed is not opened: the person hears why instead.
+                Ok(Err(refusal)) => answer_button(&app, payload.response_url, refusal),
+                Err(error) => {
+                    tracing::error!(%error, "cannot load what a Slack form is about");
+                    answer_button(&app, payload.response_url, Message::private(SOMETHING_WENT_WRONG));
+                }
             }
             return StatusCode::OK.into_response();
         }
@@ -332,18 +307,22 @@ async fn block_actions(app: Arc<SlackApp>, payload: wire::BlockActions) -> Respo
         now: app.clock.now(),
     };
     let reply = run(&app, invocation, command, "a Slack button").await;
-    if let Some(response_url) = payload.response_url {
-        let slack = slack(&app).clone();
-        app.tasks.clone().spawn(async move {
-            let mut message = render::message(&reply);
-            message["response_type"] = json!(response_type(reply.visibility));
-            message["replace_original"] = json!(false);
-            if let Err(error) = slack.client.post_to_response_url(&response_url, &message).await {
-                tracing::warn!(%error, "could not answer a Slack button");
-            }
-        });
-    }
+    answer_button(&app, payload.response_url, reply);
     StatusCode::OK.into_response()
+}
+
+/// Answers a button through its response URL, after the acknowledgement.
+fn answer_button(app: &SlackApp, response_url: Option<String>, reply: Message) {
+    let Some(response_url) = response_url else { return };
+    let slack = slack(app).clone();
+    app.tasks.clone().spawn(async move {
+        let mut message = render::message(&reply);
+        message["response_type"] = json!(response_type(reply.visibility));
+        message["replace_original"] = json!(false);
+        if let Err(error) = slack.client.post_to_response_url(&response_url, &message).await {
+            tracing::warn!(%error, "could not answer a Slack button");
+        }
+    });
 }
 
 /// Calls Slack with the team's bot token after the request has been answered; a failure (no
