@@ -1,6 +1,7 @@
 //! The sender: claims due posts, hands each to its platform's delivery, and records what happened.
-//! Retries back off exponentially with jitter; a 429 delays only its recipient; after
-//! `max_attempts` a post is dead and reported. A post left "sending" (a crash, a timeout) is looked
+//! Retries back off exponentially with jitter; a 429 delays only its recipient; a post is dead and
+//! reported only after `max_attempts` and `give_up_after` since its first attempt, so an outage of
+//! a few minutes kills nothing. A post left "sending" (a crash, a timeout) is looked
 //! up on the platform before it is sent again, so a crash does not post twice.
 //!
 //! The sender does not poll: it sleeps until a transaction that queued posts commits (in this
@@ -51,7 +52,10 @@ pub type Deliveries = HashMap<&'static str, Arc<dyn Delivery>>;
 
 #[derive(Debug, Clone)]
 pub struct SenderSettings {
+    /// A failing post is dead only after this many attempts…
     pub max_attempts: u32,
+    /// …and this long after its first attempt, so that retries outlast a platform's outage.
+    pub give_up_after: Duration,
     pub first_retry: Duration,
     pub longest_retry: Duration,
     /// Most posts claimed per round.
@@ -66,6 +70,7 @@ impl Default for SenderSettings {
     fn default() -> Self {
         SenderSettings {
             max_attempts: 8,
+            give_up_after: Duration::from_secs(60 * 60),
             first_retry: Duration::from_secs(2),
             longest_retry: Duration::from_secs(15 * 60),
             batch: 100,
@@ -234,7 +239,7 @@ impl Sender {
         now: DateTime<Utc>,
         round: &mut Round,
     ) -> Result<(), StoreError> {
-        if error.retryable && message.attempts < self.settings.max_attempts {
+        if error.retryable && !self.gives_up(message, now) {
             let wait = error.retry_after.unwrap_or_else(|| self.backoff(message.attempts));
             let retry_at = now + chrono_duration(wait);
             if error.retry_after.is_some() {
@@ -257,6 +262,12 @@ impl Sender {
         tx.message_failed(message.id, &error.message, None).await?;
         round.dead += 1;
         Ok(())
+    }
+
+    /// Whether a failing post has had its chances: its attempts, over at least `give_up_after`.
+    fn gives_up(&self, message: &OutboundMessage, now: DateTime<Utc>) -> bool {
+        let first = message.first_attempt_at.unwrap_or(message.created_at);
+        message.attempts >= self.settings.max_attempts && now - first >= chrono_duration(self.settings.give_up_after)
     }
 
     async fn reconcile(&self, round: &mut Round) -> Result<(), StoreError> {

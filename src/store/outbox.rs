@@ -6,7 +6,8 @@ use super::*;
 
 /// The columns of a post as the sender sees it, with its recipient's platform id.
 const OUTBOX_COLUMNS: &str = "o.id, o.workspace_id, o.platform, o.channel_id, o.member_id, \
-     COALESCE(m.external_id, c.external_id, '') AS address, o.idempotency_key, o.message, o.attempts, o.created_at \
+     COALESCE(m.external_id, c.external_id, '') AS address, o.idempotency_key, o.message, o.attempts, \
+     o.first_attempt_at, o.created_at \
      FROM outbound_messages o LEFT JOIN channels c ON c.id = o.channel_id LEFT JOIN members m ON m.id = o.member_id";
 
 impl Tx {
@@ -94,11 +95,12 @@ impl Tx {
              WHERE p.next_allowed_at <= $1 ORDER BY due.id LIMIT $2 FOR UPDATE OF p SKIP LOCKED), \
              moved AS (UPDATE delivery_pacing p SET next_allowed_at = $3 FROM paced \
              WHERE p.workspace_id = paced.workspace_id AND p.recipient = paced.recipient), \
-             claimed AS (UPDATE outbound_messages o SET status = 'sending', attempts = attempts + 1, claimed_at = $1 \
+             claimed AS (UPDATE outbound_messages o SET status = 'sending', attempts = attempts + 1, claimed_at = $1, \
+             first_attempt_at = COALESCE(o.first_attempt_at, $1) \
              FROM paced WHERE o.id = paced.id AND o.status = 'pending' RETURNING o.*) \
              SELECT o.id, o.workspace_id, o.platform, o.channel_id, o.member_id, \
              COALESCE(m.external_id, c.external_id, '') AS address, o.idempotency_key, o.message, o.attempts, \
-             o.created_at FROM claimed o LEFT JOIN channels c ON c.id = o.channel_id \
+             o.first_attempt_at, o.created_at FROM claimed o LEFT JOIN channels c ON c.id = o.channel_id \
              LEFT JOIN members m ON m.id = o.member_id ORDER BY o.id";
         const SQLITE_DUE: &str = "SELECT MIN(o.id) FROM outbound_messages o JOIN delivery_pacing p \
              ON p.workspace_id = o.workspace_id AND p.recipient = o.recipient \
@@ -117,8 +119,8 @@ impl Tx {
                 let ids: Vec<i64> = sqlx::query_scalar(SQLITE_DUE).bind(to_millis(now)).bind(limit).fetch_all(&mut *c).await?;
                 let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
                 sqlx::query(
-                    "UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, claimed_at = $1 \
-                     WHERE id IN (SELECT value FROM json_each($2))",
+                    "UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, claimed_at = $1, \
+                     first_attempt_at = COALESCE(first_attempt_at, $1) WHERE id IN (SELECT value FROM json_each($2))",
                 )
                 .bind(to_millis(now))
                 .bind(&list)

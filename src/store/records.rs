@@ -48,6 +48,8 @@ pub struct OutboundMessage {
     pub message: Message,
     /// Attempts so far, this one included once claimed.
     pub attempts: u32,
+    /// When the attempts counted so far began: a post is given up only once this is long enough ago.
+    pub first_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -62,6 +64,7 @@ pub(super) struct OutboxRow {
     idempotency_key: String,
     message: String,
     attempts: i32,
+    first_attempt_at: Option<i64>,
     created_at: i64,
 }
 
@@ -84,6 +87,7 @@ impl OutboxRow {
             idempotency_key: self.idempotency_key,
             message,
             attempts: self.attempts.max(0) as u32,
+            first_attempt_at: self.first_attempt_at.map(from_millis),
             created_at: from_millis(self.created_at),
         })
     }

@@ -1,6 +1,7 @@
 //! The outbox and its sender against a stand-in for Slack's Web API, with the clock driven by hand:
 //! each post delivered once, 429s holding back only their channel, one post per second per
-//! channel, retries with backoff, dead posts reported, and no double post after a crash.
+//! channel, retries with backoff over an hour, dead posts reported, and no double post after a
+//! crash.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -100,14 +101,37 @@ impl OutboxTest {
         let mut tx = self.store.begin().await.unwrap();
         tx.outbox_report(10).await.unwrap()
     }
+
+    /// When the sender next has a post to try.
+    async fn next_delivery_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let mut tx = self.store.read().await.unwrap();
+        tx.next_delivery_at().await.unwrap()
+    }
+
+    /// Slack answers every chat.postMessage to `channel` with `status`.
+    async fn slack_fails_posts_to(&self, channel: &str, status: u16) {
+        Mock::given(method("POST"))
+            .and(path("/api/chat.postMessage"))
+            .and(body_partial_json(json!({"channel": channel})))
+            .respond_with(ResponseTemplate::new(status))
+            .with_priority(1)
+            .mount(&self.slack)
+            .await;
+    }
 }
 
 fn deliveries(delivery: &Arc<SlackDelivery>) -> Deliveries {
     Deliveries::from([("slack", delivery.clone() as Arc<dyn Delivery>)])
 }
 
+/// Three attempts, and no hour to wait before giving up.
 fn quick_retries() -> SenderSettings {
-    SenderSettings { max_attempts: 3, first_retry: Duration::from_secs(2), ..SenderSettings::default() }
+    SenderSettings {
+        max_attempts: 3,
+        give_up_after: Duration::ZERO,
+        first_retry: Duration::from_secs(2),
+        ..SenderSettings::default()
+    }
 }
 
 async fn queued_posts_are_delivered_once_carrying_their_outbox_id(backend: Backend) {
@@ -332,4 +356,60 @@ async fn the_sender_loop_stops_when_the_shared_token_is_cancelled() {
     assert_eq!(t.posts_to("C01").await.len(), 1);
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(2), running).await.expect("stops promptly").unwrap();
+}
+
+async fn a_post_failing_with_5xx_is_retried_with_growing_jittered_waits_for_an_hour_before_it_is_dead(
+    backend: Backend,
+) {
+    let settings = SenderSettings::default();
+    let t = OutboxTest::start(backend, settings.clone()).await;
+    t.slack_fails_posts_to("CDOWN", 503).await;
+    t.queue("CDOWN", "checkin:CDOWN", "Weekly check-in").await;
+    let first_attempt = t.clock.now();
+
+    // Each round tries the post once; the clock jumps to the retry the sender asked for.
+    let mut waits = Vec::new();
+    loop {
+        let round = t.sender.run_once().await.unwrap();
+        assert_eq!(round.claimed, 1, "the post is tried at every retry it asked for");
+        if round.dead == 1 {
+            break;
+        }
+        assert_eq!(round.retrying, 1);
+        assert!(waits.len() < 100, "the post is retried forever");
+        let next = t.next_delivery_at().await.expect("a retry is due");
+        waits.push(next - t.clock.now());
+        t.clock.set(next);
+    }
+
+    let dead_after = t.clock.now() - first_attempt;
+    assert!(dead_after >= Span::hours(1), "dead {dead_after} after the first attempt");
+    assert!(dead_after < Span::hours(1) + Span::minutes(15), "given up within one longest wait of the hour");
+    let attempts = t.posts_to("CDOWN").await.len();
+    assert!(attempts as u32 >= settings.max_attempts, "{attempts} attempts");
+    // Exponential: the n-th wait is 2 s × 2^n up to 15 minutes, times a factor in [0.5, 1).
+    for (n, wait) in waits.iter().enumerate() {
+        let full = Span::from_std(settings.first_retry * 2u32.pow(n.min(20) as u32))
+            .unwrap()
+            .min(Span::from_std(settings.longest_retry).unwrap());
+        assert!(*wait >= full / 2 - Span::milliseconds(1) && *wait <= full, "wait {n} was {wait}, full {full}");
+    }
+    let longest: std::collections::HashSet<Span> =
+        waits.iter().copied().filter(|w| *w > Span::from_std(settings.longest_retry).unwrap() / 2).collect();
+    assert!(longest.len() > 1, "waits at the cap are jittered, not all alike: {waits:?}");
+    let report = t.report().await;
+    assert_eq!(report.dead, 1);
+    assert_eq!(report.dead_posts[0].attempts as usize, attempts);
+    assert!(report.dead_posts[0].last_error.contains("503"), "{:?}", report.dead_posts[0]);
+}
+
+#[tokio::test]
+async fn postgres_a_post_failing_with_5xx_is_retried_with_growing_jittered_waits_for_an_hour_before_it_is_dead() {
+    a_post_failing_with_5xx_is_retried_with_growing_jittered_waits_for_an_hour_before_it_is_dead(Backend::Postgres)
+        .await;
+}
+
+#[tokio::test]
+async fn sqlite_a_post_failing_with_5xx_is_retried_with_growing_jittered_waits_for_an_hour_before_it_is_dead() {
+    a_post_failing_with_5xx_is_retried_with_growing_jittered_waits_for_an_hour_before_it_is_dead(Backend::Sqlite).await;
 }
