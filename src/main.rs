@@ -1,4 +1,5 @@
-//! The `nudge` command line: `serve` (the default), `migrate`, `check-config`.
+//! The `nudge` command line: `serve` (the default), `migrate`, `check-config`, and `outbox`, which
+//! inspects an existing database and never creates or migrates one.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use nudge::clock::SystemClock;
 use nudge::config::Config;
 use nudge::startup::{Application, banner};
-use nudge::store::Store;
+use nudge::store::{Store, StoreError};
 use nudge::telemetry;
 
 #[derive(Parser)]
@@ -32,6 +33,7 @@ enum Command {
     /// Check the configuration file and environment, print the result, and exit.
     CheckConfig,
     /// Show the outbox: posts pending, sending, sent and dead, with the reasons for dead ones.
+    /// Reads the existing database only: never creates or migrates one.
     Outbox,
 }
 
@@ -91,14 +93,32 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens the database an inspection command looks at, saying which; a missing one is an error
+/// that says what to do, never a new empty database.
+async fn existing_store(config: &Config) -> anyhow::Result<Store> {
+    let database = config.database_display();
+    match Store::connect_existing(&config.database_url, 1).await {
+        Ok(store) => {
+            println!("database: {database}");
+            Ok(store)
+        }
+        Err(StoreError::NotSetUp(missing)) => Err(anyhow::anyhow!(
+            "cannot inspect {database}: {missing}. This command never creates or migrates a database: point \
+             DATABASE_URL (or database.url in the configuration file) at the one `nudge serve` uses, or run \
+             `nudge migrate` first"
+        )),
+        Err(error) => Err(anyhow::Error::new(error).context(format!("cannot open the database ({database})"))),
+    }
+}
+
 async fn outbox(config: Config) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database_url, 1).await?;
-    store.migrate().await?;
+    let store = existing_store(&config).await?;
     let report = {
         let mut tx = store.read().await?;
-        tx.outbox_report(50).await?
+        tx.outbox_report(50).await
     };
     store.close().await;
+    let report = report?;
     println!(
         "outbox: {} pending, {} sending, {} sent, {} dead",
         report.pending, report.sending, report.sent, report.dead

@@ -1,5 +1,5 @@
 //! The real binary, as a newcomer runs it: zero configuration, a clean stop on SIGTERM, the
-//! configuration checker, and migrations.
+//! configuration checker, migrations, and the outbox commands, which never create a database.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -146,6 +146,38 @@ async fn nudge_outbox_lists_dead_posts_with_their_reasons() {
     let output = nudge_in(dir.path()).arg("outbox").env("DATABASE_URL", &db.url).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("database: SQLite at {}", db.url.trim_start_matches("sqlite://"))), "{stdout}");
     assert!(stdout.contains("outbox: 0 pending, 1 sending, 0 sent, 1 dead"), "{stdout}");
     assert!(stdout.contains("slack C404") && stdout.contains("channel_not_found"), "{stdout}");
+}
+
+#[test]
+fn outbox_commands_without_a_database_create_none_and_say_which_they_looked_for() {
+    {
+        let args = ["outbox"];
+        let dir = tempfile::tempdir().unwrap();
+        let output = nudge_in(dir.path()).args(args).output().unwrap();
+        assert!(!output.status.success(), "{args:?} succeeded without a database");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("cannot inspect SQLite at nudge.db: there is no database file nudge.db"), "{stderr}");
+        assert!(stderr.contains("DATABASE_URL") && stderr.contains("nudge migrate"), "says what to do: {stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "{args:?} left {left:?} behind");
+    }
+}
+
+#[tokio::test]
+async fn nudge_outbox_on_a_database_without_migrations_says_so_and_does_not_migrate_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("other.db"), b"").unwrap();
+    let output = nudge_in(dir.path()).arg("outbox").env("DATABASE_URL", "sqlite://other.db").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot inspect SQLite at other.db") && stderr.contains("migration 0001"), "{stderr}");
+    let url = format!("sqlite://{}", dir.path().join("other.db").display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(tables, 0, "nothing was migrated");
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(journal, "delete", "the file is left as it was, not turned to WAL");
 }
