@@ -260,6 +260,37 @@ impl Tx {
         Ok(at.map(from_millis))
     }
 
+    /// Puts dead posts back in the queue, as if just owed: pending, no attempts, due `now`. Only
+    /// dead posts: a post that went out is never sent again this way. Returns how many were requeued.
+    pub async fn retry_dead_messages(&mut self, which: DeadPosts, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        const RETRY: &str = "UPDATE outbound_messages SET status = 'pending', attempts = 0, first_attempt_at = NULL, \
+             next_attempt_at = $1 WHERE status = 'dead'";
+        let requeued = on_conn!(write self, |c, pg| {
+            match which {
+                DeadPosts::One(id) => sqlx::query(cached_sql!(RETRY, " AND id = $2")).bind(to_millis(now)).bind(id.0),
+                DeadPosts::All => sqlx::query(RETRY).bind(to_millis(now)),
+            }
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        if requeued > 0 {
+            self.queued_posts = true;
+        }
+        Ok(requeued)
+    }
+
+    /// A post's status (pending, sending, sent, dead), or `None` when there is no such post.
+    pub async fn outbound_status(&mut self, id: OutboundId) -> Result<Option<String>, StoreError> {
+        let status: Option<String> = on_conn!(self, |c, pg| {
+            sqlx::query_scalar("SELECT status FROM outbound_messages WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(status)
+    }
+
     /// Puts an unknown-outcome post back in the queue (it was not found on the platform).
     pub async fn requeue_message(&mut self, id: OutboundId, now: DateTime<Utc>) -> Result<(), StoreError> {
         on_conn!(write self, |c, pg| {

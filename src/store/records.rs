@@ -114,6 +114,13 @@ pub struct DeadPost {
     pub last_error: String,
 }
 
+/// Which dead posts an operator puts back in the queue (`nudge outbox retry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadPosts {
+    One(OutboundId),
+    All,
+}
+
 /// An installed workspace and its bot token, sealed (see `crypto`).
 #[derive(Clone)]
 pub struct Installation {

@@ -1,7 +1,7 @@
 //! The outbox and its sender against a stand-in for Slack's Web API, with the clock driven by hand:
 //! each post delivered once, 429s holding back only their channel, one post per second per
-//! channel, retries with backoff over an hour, dead posts reported, and no double post after a
-//! crash.
+//! channel, retries with backoff over an hour, dead posts reported and retried by an operator, and
+//! no double post after a crash.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use nudge::message::Message;
 use nudge::outbox::{Deliveries, Delivery, Sender, SenderSettings};
 use nudge::platforms::slack::delivery::SlackDelivery;
 use nudge::platforms::slack::{self, Slack};
-use nudge::store::{ChannelDefaults, OutboundId, Recipient, Store, WorkspaceId};
+use nudge::store::{ChannelDefaults, DeadPosts, OutboundId, OutboundMessage, Recipient, Store, WorkspaceId};
 
 use crate::helpers::{Backend, TestDb, empty_config_file, monday_morning};
 
@@ -102,6 +102,12 @@ impl OutboxTest {
         tx.outbox_report(10).await.unwrap()
     }
 
+    /// The workspace's posts, in the order they were owed.
+    async fn posts(&self) -> Vec<OutboundMessage> {
+        let mut tx = self.store.read().await.unwrap();
+        tx.outbox_messages(self.ws).await.unwrap()
+    }
+
     /// When the sender next has a post to try.
     async fn next_delivery_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         let mut tx = self.store.read().await.unwrap();
@@ -114,6 +120,17 @@ impl OutboxTest {
             .and(path("/api/chat.postMessage"))
             .and(body_partial_json(json!({"channel": channel})))
             .respond_with(ResponseTemplate::new(status))
+            .with_priority(1)
+            .mount(&self.slack)
+            .await;
+    }
+
+    /// Slack refuses every chat.postMessage to `channel` with the error `name` (HTTP 200, ok:false).
+    async fn slack_refuses_posts_to(&self, channel: &str, name: &str) {
+        Mock::given(method("POST"))
+            .and(path("/api/chat.postMessage"))
+            .and(body_partial_json(json!({"channel": channel})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": name})))
             .with_priority(1)
             .mount(&self.slack)
             .await;
@@ -412,4 +429,54 @@ async fn postgres_a_post_failing_with_5xx_is_retried_with_growing_jittered_waits
 #[tokio::test]
 async fn sqlite_a_post_failing_with_5xx_is_retried_with_growing_jittered_waits_for_an_hour_before_it_is_dead() {
     a_post_failing_with_5xx_is_retried_with_growing_jittered_waits_for_an_hour_before_it_is_dead(Backend::Sqlite).await;
+}
+
+async fn dead_posts_retried_by_an_operator_go_out_again_and_a_sent_post_is_never_resent(backend: Backend) {
+    let t = OutboxTest::start(backend, quick_retries()).await;
+    t.slack_refuses_posts_to("CGONE", "channel_not_found").await;
+    t.slack_refuses_posts_to("CLOST", "channel_not_found").await;
+    t.slack_accepts_posts().await;
+    t.queue("CGONE", "gone", "first dead").await;
+    t.queue("CLOST", "lost", "second dead").await;
+    t.queue("C01", "sent", "went out").await;
+    let round = t.sender.run_once().await.unwrap();
+    assert_eq!((round.delivered, round.dead), (1, 2));
+    let id_of = |posts: &[OutboundMessage], key: &str| posts.iter().find(|p| p.idempotency_key == key).unwrap().id;
+    let posts = t.posts().await;
+    let (gone, sent) = (id_of(&posts, "gone"), id_of(&posts, "sent"));
+
+    let mut tx = t.store.begin().await.unwrap();
+    assert_eq!(tx.retry_dead_messages(DeadPosts::One(sent), t.clock.now()).await.unwrap(), 0);
+    assert_eq!(tx.retry_dead_messages(DeadPosts::One(gone), t.clock.now()).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    let report = t.report().await;
+    assert_eq!((report.pending, report.sent, report.dead), (1, 1, 1), "only the one asked for");
+    let mut tx = t.store.begin().await.unwrap();
+    assert_eq!(tx.retry_dead_messages(DeadPosts::All, t.clock.now()).await.unwrap(), 1, "the other dead one");
+    assert_eq!(tx.retry_dead_messages(DeadPosts::All, t.clock.now()).await.unwrap(), 0, "none left");
+    tx.commit().await.unwrap();
+
+    // Slack takes them now; they are due as soon as their channels' pace allows (a second after
+    // the failed attempt), with their attempts counted afresh.
+    t.slack.reset().await;
+    t.slack_accepts_posts().await;
+    t.clock.advance(Span::seconds(1));
+    let round = t.sender.run_once().await.unwrap();
+    assert_eq!(round.delivered, 2);
+    assert_eq!(t.posts_to("CGONE").await.len(), 1);
+    assert_eq!(t.posts_to("CLOST").await.len(), 1);
+    assert_eq!(t.posts_to("C01").await.len(), 0, "the post that went out is not sent again");
+    let report = t.report().await;
+    assert_eq!((report.pending, report.sent, report.dead), (0, 3, 0));
+    assert!(t.posts().await.iter().all(|p| p.attempts == 1), "{:?}", t.posts().await);
+}
+
+#[tokio::test]
+async fn postgres_dead_posts_retried_by_an_operator_go_out_again_and_a_sent_post_is_never_resent() {
+    dead_posts_retried_by_an_operator_go_out_again_and_a_sent_post_is_never_resent(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_dead_posts_retried_by_an_operator_go_out_again_and_a_sent_post_is_never_resent() {
+    dead_posts_retried_by_an_operator_go_out_again_and_a_sent_post_is_never_resent(Backend::Sqlite).await;
 }
