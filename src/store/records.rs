@@ -51,6 +51,8 @@ pub struct OutboundMessage {
     /// When the attempts counted so far began: a post is given up only once this is long enough ago.
     pub first_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Since when the post's channel has refused nudge (not invited), when it has.
+    pub channel_unreachable_since: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -66,6 +68,7 @@ pub(super) struct OutboxRow {
     attempts: i32,
     first_attempt_at: Option<i64>,
     created_at: i64,
+    channel_unreachable_since: Option<i64>,
 }
 
 impl OutboxRow {
@@ -89,6 +92,7 @@ impl OutboxRow {
             attempts: self.attempts.max(0) as u32,
             first_attempt_at: self.first_attempt_at.map(from_millis),
             created_at: from_millis(self.created_at),
+            channel_unreachable_since: self.channel_unreachable_since.map(from_millis),
         })
     }
 }
