@@ -1,4 +1,5 @@
-//! The `nudge` command line: `serve` (the default), `migrate`, `check-config`.
+//! The `nudge` command line: `serve` (the default), `migrate`, `check-config`, and `outbox` (with
+//! `outbox retry`), which inspect an existing database and never create or migrate one.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -7,10 +8,10 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use nudge::clock::SystemClock;
+use nudge::clock::{Clock, SystemClock};
 use nudge::config::Config;
 use nudge::startup::{Application, banner};
-use nudge::store::Store;
+use nudge::store::{DeadPosts, OutboundId, Store, StoreError};
 use nudge::telemetry;
 
 #[derive(Parser)]
@@ -32,7 +33,27 @@ enum Command {
     /// Check the configuration file and environment, print the result, and exit.
     CheckConfig,
     /// Show the outbox: posts pending, sending, sent and dead, with the reasons for dead ones.
-    Outbox,
+    /// Reads the existing database only: never creates or migrates one.
+    Outbox {
+        #[command(subcommand)]
+        action: Option<OutboxAction>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxAction {
+    /// Put dead posts back in the queue, attempts reset and due now.
+    Retry(RetryArgs),
+}
+
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct RetryArgs {
+    /// The dead post to retry, by the number `nudge outbox` shows (`dead #12`).
+    id: Option<i64>,
+    /// Retry every dead post.
+    #[arg(long)]
+    dead: bool,
 }
 
 fn main() -> ExitCode {
@@ -69,7 +90,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match command {
             Command::Migrate => migrate(config).await,
-            Command::Outbox => outbox(config).await,
+            Command::Outbox { action: None } => outbox(config).await,
+            Command::Outbox { action: Some(OutboxAction::Retry(args)) } => retry(config, args).await,
             _ => serve(config).await,
         }
     });
@@ -91,14 +113,32 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens the database an inspection command looks at, saying which; a missing one is an error
+/// that says what to do, never a new empty database.
+async fn existing_store(config: &Config) -> anyhow::Result<Store> {
+    let database = config.database_display();
+    match Store::connect_existing(&config.database_url, 1).await {
+        Ok(store) => {
+            println!("database: {database}");
+            Ok(store)
+        }
+        Err(StoreError::NotSetUp(missing)) => Err(anyhow::anyhow!(
+            "cannot inspect {database}: {missing}. This command never creates or migrates a database: point \
+             DATABASE_URL (or database.url in the configuration file) at the one `nudge serve` uses, or run \
+             `nudge migrate` first"
+        )),
+        Err(error) => Err(anyhow::Error::new(error).context(format!("cannot open the database ({database})"))),
+    }
+}
+
 async fn outbox(config: Config) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database_url, 1).await?;
-    store.migrate().await?;
+    let store = existing_store(&config).await?;
     let report = {
         let mut tx = store.read().await?;
-        tx.outbox_report(50).await?
+        tx.outbox_report(50).await
     };
     store.close().await;
+    let report = report?;
     println!(
         "outbox: {} pending, {} sending, {} sent, {} dead",
         report.pending, report.sending, report.sent, report.dead
@@ -110,6 +150,41 @@ async fn outbox(config: Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+async fn retry(config: Config, args: RetryArgs) -> anyhow::Result<()> {
+    let which = match args.id {
+        Some(id) => DeadPosts::One(OutboundId(id)),
+        None => DeadPosts::All,
+    };
+    let store = existing_store(&config).await?;
+    let result = async {
+        let mut tx = store.begin().await?;
+        let requeued = tx.retry_dead_messages(which, SystemClock.now()).await?;
+        let status = match which {
+            DeadPosts::One(id) if requeued == 0 => Some(tx.outbound_status(id).await?),
+            _ => None,
+        };
+        // Wakes the senders of any Postgres replicas; on SQLite the server finds them at its next poll.
+        if requeued > 0 {
+            tx.announce_queued_posts().await?;
+        }
+        tx.commit().await?;
+        Ok::<_, StoreError>((requeued, status))
+    }
+    .await;
+    store.close().await;
+    let (requeued, status) = result?;
+    match (which, status) {
+        (DeadPosts::One(id), Some(None)) => anyhow::bail!("requeued nothing: there is no post #{} in the outbox", id.0),
+        (DeadPosts::One(id), Some(Some(status))) => {
+            anyhow::bail!("requeued nothing: post #{} is {status}, and only dead posts are retried", id.0)
+        }
+        _ => {
+            println!("requeued {requeued} dead post(s): pending again, attempts reset, due now");
+            Ok(())
+        }
+    }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

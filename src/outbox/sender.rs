@@ -1,7 +1,10 @@
 //! The sender: claims due posts, hands each to its platform's delivery, and records what happened.
-//! Retries back off exponentially with jitter; a 429 delays only its recipient; after
-//! `max_attempts` a post is dead and reported. A post left "sending" (a crash, a timeout) is looked
-//! up on the platform before it is sent again, so a crash does not post twice.
+//! Retries back off exponentially with jitter; a 429 delays only its recipient; a post is dead and
+//! reported only after `max_attempts` and `give_up_after` since its first attempt, so an outage of
+//! a few minutes kills nothing. Posts to a channel nudge has not been invited to wait, tried again
+//! hourly without counting attempts, and the member who last used nudge there is asked once to
+//! invite it. A post left "sending" (a crash, a timeout) is looked up on the platform before it is sent
+//! again, so a crash does not post twice.
 //!
 //! The sender does not poll: it sleeps until a transaction that queued posts commits (in this
 //! process, or on Postgres in any replica, through `LISTEN`), until the next retry or paced post is
@@ -18,7 +21,10 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
-use crate::store::{OUTBOX_CHANNEL, OutboundId, OutboundMessage, Store, StoreError, Tx};
+use crate::message::{Message, Section};
+use crate::store::{
+    ChannelId, OUTBOX_CHANNEL, OutboundId, OutboundMessage, Recipient, Store, StoreError, Tx, WorkspaceId,
+};
 
 /// Why a delivery failed, in the terms the sender decides on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +33,21 @@ pub struct DeliveryError {
     pub retryable: bool,
     /// The platform asked us to wait this long before posting to this recipient again.
     pub retry_after: Option<Duration>,
+    /// The recipient exists, but nudge may not post there until someone invites it (Slack's
+    /// `not_in_channel`): the post waits instead of failing, whatever `retryable` says.
+    pub unreachable: bool,
+}
+
+impl DeliveryError {
+    /// A failure that trying again later may cure (a platform that is down or not configured).
+    pub fn temporary(message: impl Into<String>) -> DeliveryError {
+        DeliveryError { message: message.into(), retryable: true, retry_after: None, unreachable: false }
+    }
+
+    /// A failure that trying again cannot cure.
+    pub fn permanent(message: impl Into<String>) -> DeliveryError {
+        DeliveryError { message: message.into(), retryable: false, retry_after: None, unreachable: false }
+    }
 }
 
 pub type DeliveryFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DeliveryError>> + Send + 'a>>;
@@ -51,9 +72,14 @@ pub type Deliveries = HashMap<&'static str, Arc<dyn Delivery>>;
 
 #[derive(Debug, Clone)]
 pub struct SenderSettings {
+    /// A failing post is dead only after this many attempts…
     pub max_attempts: u32,
+    /// …and this long after its first attempt, so that retries outlast a platform's outage.
+    pub give_up_after: Duration,
     pub first_retry: Duration,
     pub longest_retry: Duration,
+    /// How long a recipient that nudge may not post to (not invited) is held before trying again.
+    pub unreachable_hold: Duration,
     /// Most posts claimed per round.
     pub batch: i64,
     /// How long a claimed post may stay "sending" before its outcome is looked up.
@@ -66,8 +92,10 @@ impl Default for SenderSettings {
     fn default() -> Self {
         SenderSettings {
             max_attempts: 8,
+            give_up_after: Duration::from_secs(60 * 60),
             first_retry: Duration::from_secs(2),
             longest_retry: Duration::from_secs(15 * 60),
+            unreachable_hold: Duration::from_secs(60 * 60),
             batch: 100,
             reconcile_after: Duration::from_secs(120),
             safety_poll: Duration::from_secs(30),
@@ -81,6 +109,8 @@ pub struct Round {
     pub claimed: usize,
     pub delivered: usize,
     pub retrying: usize,
+    /// Posts held because nudge may not post to their recipient yet (not invited).
+    pub waiting: usize,
     pub dead: usize,
     /// Posts of unknown outcome found on the platform (and not posted again).
     pub reconciled: usize,
@@ -190,11 +220,7 @@ impl Sender {
             deliveries.spawn(async move {
                 let result = match delivery {
                     Some(delivery) => delivery.deliver(&message).await,
-                    None => Err(DeliveryError {
-                        message: format!("{} is not configured on this server", message.platform),
-                        retryable: true,
-                        retry_after: None,
-                    }),
+                    None => Err(not_configured(&message)),
                 };
                 (message, result)
             });
@@ -217,6 +243,12 @@ impl Sender {
             outcomes.iter().filter_map(|(message, result)| Some((message.id, result.as_ref().ok()?.clone()))).collect();
         tx.messages_delivered(&delivered, now).await?;
         round.delivered = delivered.len();
+        for (message, _) in outcomes.iter().filter(|(_, result)| result.is_ok()) {
+            // Invited again: the next refusal is news.
+            if let (Recipient::Channel(channel), Some(_)) = (message.recipient, message.channel_unreachable_since) {
+                tx.mark_channel_reachable(message.workspace_id, channel).await?;
+            }
+        }
         for (message, result) in &outcomes {
             if let Err(error) = result {
                 self.record_failure(&mut tx, message, error, now, &mut round).await?;
@@ -234,7 +266,19 @@ impl Sender {
         now: DateTime<Utc>,
         round: &mut Round,
     ) -> Result<(), StoreError> {
-        if error.retryable && message.attempts < self.settings.max_attempts {
+        if error.unreachable {
+            // Nothing is wrong with the post, and nobody can fix it by retrying: hold the recipient
+            // (its other posts too) and tell someone who can invite nudge.
+            let until = now + chrono_duration(self.settings.unreachable_hold);
+            tx.delay_recipient(message.workspace_id, message.recipient, until).await?;
+            tx.message_held(message.id, &error.message, until).await?;
+            if let Recipient::Channel(channel) = message.recipient {
+                self.ask_for_an_invite(tx, message.workspace_id, channel, now).await?;
+            }
+            round.waiting += 1;
+            return Ok(());
+        }
+        if error.retryable && !self.gives_up(message, now) {
             let wait = error.retry_after.unwrap_or_else(|| self.backoff(message.attempts));
             let retry_at = now + chrono_duration(wait);
             if error.retry_after.is_some() {
@@ -259,6 +303,42 @@ impl Sender {
         Ok(())
     }
 
+    /// Whether a failing post has had its chances: its attempts, over at least `give_up_after`.
+    fn gives_up(&self, message: &OutboundMessage, now: DateTime<Utc>) -> bool {
+        let first = message.first_attempt_at.unwrap_or(message.created_at);
+        message.attempts >= self.settings.max_attempts && now - first >= chrono_duration(self.settings.give_up_after)
+    }
+
+    /// The first refusal since the channel was last reached queues one private notice to the member
+    /// who last used nudge there. The mark in the database, not this process, makes it once: a
+    /// restart or another replica finds the channel marked and says nothing.
+    async fn ask_for_an_invite(
+        &self,
+        tx: &mut Tx,
+        ws: WorkspaceId,
+        channel: ChannelId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(name) = tx.mark_channel_unreachable(ws, channel, now).await? else { return Ok(()) };
+        let Some(member) = tx.last_commander(ws, channel).await? else {
+            tracing::warn!(
+                workspace = ws.0,
+                channel = channel.0,
+                "nudge is not in a channel and nobody has used it there to tell; its posts wait"
+            );
+            return Ok(());
+        };
+        let key = format!("invite-needed:{}:{}", channel.0, now.timestamp_millis());
+        tx.enqueue_message(ws, channel, Recipient::Member(member), &key, &invite_needed(&name), now).await?;
+        tracing::info!(
+            workspace = ws.0,
+            channel = channel.0,
+            member = member.0,
+            "nudge is not in a channel; its posts wait, and the member who last used nudge there is asked to invite it"
+        );
+        Ok(())
+    }
+
     async fn reconcile(&self, round: &mut Round) -> Result<(), StoreError> {
         let now = self.clock.now();
         let stale = {
@@ -268,11 +348,7 @@ impl Sender {
         for message in stale {
             let found = match self.deliveries.get(message.platform.as_str()) {
                 Some(delivery) => delivery.find_delivered(&message).await,
-                None => Err(DeliveryError {
-                    message: format!("{} is not configured on this server", message.platform),
-                    retryable: true,
-                    retry_after: None,
-                }),
+                None => Err(not_configured(&message)),
             };
             let mut tx = self.store.begin().await?;
             match found {
@@ -284,13 +360,16 @@ impl Sender {
                     tx.requeue_message(message.id, now).await?;
                     round.requeued += 1;
                 }
-                Err(error) if error.retryable => {
+                // Looked up again later, never posted blindly; an unreachable channel's history cannot
+                // be read until nudge is invited back.
+                Err(error) if error.retryable || error.unreachable => {
                     tracing::info!(
                         outbox_id = message.id.0,
                         workspace = message.workspace_id.0,
                         reason = %error.message,
                         "cannot reconcile a post yet"
                     );
+                    tx.reconcile_later(message.id, now).await?;
                 }
                 Err(error) => {
                     // Posting again could post twice; an operator decides.
@@ -315,6 +394,19 @@ impl Sender {
         let jitter = 0.5 + f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX) / 2.0;
         full.mul_f64(jitter)
     }
+}
+
+fn not_configured(message: &OutboundMessage) -> DeliveryError {
+    DeliveryError::temporary(format!("{} is not configured on this server", message.platform))
+}
+
+/// What the member who last used nudge in a channel it cannot post to hears, privately.
+fn invite_needed(channel: &str) -> Message {
+    Message::private(format!("Invite @nudge to #{channel} so check-ins and celebrations can reach the team"))
+        .with_section(Section::body(format!(
+            "nudge is not a member of #{channel}, so its posts there are waiting. Type /invite @nudge in \
+             #{channel} and they will follow."
+        )))
 }
 
 fn chrono_duration(duration: Duration) -> chrono::Duration {

@@ -46,6 +46,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the shared commit of several commands failed: {0}")]
     SharedCommit(String),
+    /// [`Store::connect_existing`] found no database nudge has set up: what is missing.
+    #[error("{0}")]
+    NotSetUp(String),
 }
 
 impl StoreError {
@@ -183,7 +186,58 @@ impl Store {
     /// Connects to the database named by `url` (`postgres://…` or `sqlite://…`), creating an SQLite
     /// file if it is missing. Does not migrate; call [`Store::migrate`].
     pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Store, StoreError> {
+        Store::open(url.expose_secret(), max_connections, true).await
+    }
+
+    /// Connects to a database nudge has already set up, for commands that inspect it: never creates
+    /// an SQLite file and never migrates, so a mistyped or missing `DATABASE_URL` is reported instead
+    /// of answered from a new, empty database. Fails with [`StoreError::NotSetUp`] when the SQLite
+    /// file does not exist or the database lacks this version's migrations.
+    pub async fn connect_existing(url: &SecretString, max_connections: u32) -> Result<Store, StoreError> {
         let url = url.expose_secret();
+        if backend_of(url) == Some(Backend::Sqlite) && !url.contains(":memory:") {
+            let file = SqliteConnectOptions::from_str(url)?.get_filename().to_path_buf();
+            if !file.is_file() {
+                return Err(StoreError::NotSetUp(format!("there is no database file {}", file.display())));
+            }
+        }
+        let store = Store::open(url, max_connections, false).await?;
+        if let Some(missing) = store.missing_migration().await? {
+            store.close().await;
+            return Err(StoreError::NotSetUp(format!("its schema lacks this nudge's migration {missing}")));
+        }
+        Ok(store)
+    }
+
+    /// The first of this binary's migrations the database has not applied, if any.
+    async fn missing_migration(&self) -> Result<Option<String>, StoreError> {
+        let mut tx = self.read_once().await?;
+        let applied: Vec<i64> = on_conn!(tx, |c, pg| {
+            let table = if pg {
+                "SELECT to_regclass('_sqlx_migrations') IS NOT NULL"
+            } else {
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            };
+            if sqlx::query_scalar(table).fetch_one(&mut *c).await? {
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(&mut *c).await?
+            } else {
+                Vec::new()
+            }
+        });
+        let migrator = match self.backend() {
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+        };
+        Ok(migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .find(|m| !applied.contains(&m.version))
+            .map(|m| format!("{:04} ({})", m.version, m.description)))
+    }
+
+    /// `create`: make a missing SQLite file and put it in WAL mode (which the file keeps); without
+    /// it, an SQLite file is opened as it is.
+    async fn open(url: &str, max_connections: u32, create: bool) -> Result<Store, StoreError> {
         let (pools, write_slots) = match backend_of(url) {
             Some(Backend::Postgres) => {
                 let options = PgConnectOptions::from_str(url)?;
@@ -195,12 +249,14 @@ impl Store {
                 (Pools::Postgres(pool), Some(Arc::new(Semaphore::new(write_slots(max_connections.max(2))))))
             }
             Some(Backend::Sqlite) => {
-                let options = SqliteConnectOptions::from_str(url)?
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
+                let mut options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(create)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(5));
+                if create {
+                    options = options.journal_mode(SqliteJournalMode::Wal);
+                }
                 let pool = |max: u32| {
                     SqlitePoolOptions::new()
                         .max_connections(max)

@@ -6,7 +6,8 @@ use super::*;
 
 /// The columns of a post as the sender sees it, with its recipient's platform id.
 const OUTBOX_COLUMNS: &str = "o.id, o.workspace_id, o.platform, o.channel_id, o.member_id, \
-     COALESCE(m.external_id, c.external_id, '') AS address, o.idempotency_key, o.message, o.attempts, o.created_at \
+     COALESCE(m.external_id, c.external_id, '') AS address, o.idempotency_key, o.message, o.attempts, \
+     o.first_attempt_at, o.created_at, c.unreachable_since AS channel_unreachable_since \
      FROM outbound_messages o LEFT JOIN channels c ON c.id = o.channel_id LEFT JOIN members m ON m.id = o.member_id";
 
 impl Tx {
@@ -94,11 +95,13 @@ impl Tx {
              WHERE p.next_allowed_at <= $1 ORDER BY due.id LIMIT $2 FOR UPDATE OF p SKIP LOCKED), \
              moved AS (UPDATE delivery_pacing p SET next_allowed_at = $3 FROM paced \
              WHERE p.workspace_id = paced.workspace_id AND p.recipient = paced.recipient), \
-             claimed AS (UPDATE outbound_messages o SET status = 'sending', attempts = attempts + 1, claimed_at = $1 \
+             claimed AS (UPDATE outbound_messages o SET status = 'sending', attempts = attempts + 1, claimed_at = $1, \
+             first_attempt_at = COALESCE(o.first_attempt_at, $1) \
              FROM paced WHERE o.id = paced.id AND o.status = 'pending' RETURNING o.*) \
              SELECT o.id, o.workspace_id, o.platform, o.channel_id, o.member_id, \
              COALESCE(m.external_id, c.external_id, '') AS address, o.idempotency_key, o.message, o.attempts, \
-             o.created_at FROM claimed o LEFT JOIN channels c ON c.id = o.channel_id \
+             o.first_attempt_at, o.created_at, c.unreachable_since AS channel_unreachable_since \
+             FROM claimed o LEFT JOIN channels c ON c.id = o.channel_id \
              LEFT JOIN members m ON m.id = o.member_id ORDER BY o.id";
         const SQLITE_DUE: &str = "SELECT MIN(o.id) FROM outbound_messages o JOIN delivery_pacing p \
              ON p.workspace_id = o.workspace_id AND p.recipient = o.recipient \
@@ -117,8 +120,8 @@ impl Tx {
                 let ids: Vec<i64> = sqlx::query_scalar(SQLITE_DUE).bind(to_millis(now)).bind(limit).fetch_all(&mut *c).await?;
                 let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
                 sqlx::query(
-                    "UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, claimed_at = $1 \
-                     WHERE id IN (SELECT value FROM json_each($2))",
+                    "UPDATE outbound_messages SET status = 'sending', attempts = attempts + 1, claimed_at = $1, \
+                     first_attempt_at = COALESCE(first_attempt_at, $1) WHERE id IN (SELECT value FROM json_each($2))",
                 )
                 .bind(to_millis(now))
                 .bind(&list)
@@ -191,6 +194,78 @@ impl Tx {
         Ok(())
     }
 
+    /// Records an attempt the recipient refused because nudge may not post there yet (it was not
+    /// invited): pending again at `until`, and the attempt does not count toward giving up; the
+    /// hour before a post is given up starts again when it is next tried.
+    pub async fn message_held(&mut self, id: OutboundId, error: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        on_conn!(write self, |c, pg| {
+            sqlx::query(
+                "UPDATE outbound_messages SET status = 'pending', last_error = $2, next_attempt_at = $3, \
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, first_attempt_at = NULL WHERE id = $1",
+            )
+            .bind(id.0)
+            .bind(error)
+            .bind(to_millis(until))
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Marks a channel as refusing nudge's posts since `now`. Returns the channel's name only when
+    /// it was not marked already: the one transaction, on any replica, that should tell someone.
+    pub async fn mark_channel_unreachable(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let name: Option<String> = on_conn!(write self, |c, pg| {
+            sqlx::query_scalar(
+                "UPDATE channels SET unreachable_since = $3 \
+                 WHERE workspace_id = $1 AND id = $2 AND unreachable_since IS NULL \
+                 RETURNING CASE WHEN name = '' THEN external_id ELSE name END",
+            )
+            .bind(ws.0)
+            .bind(channel.0)
+            .bind(to_millis(now))
+            .fetch_optional(&mut *c)
+            .await?
+        });
+        Ok(name)
+    }
+
+    /// A post reached the channel again: the next refusal is news worth telling.
+    pub async fn mark_channel_reachable(&mut self, ws: WorkspaceId, channel: ChannelId) -> Result<(), StoreError> {
+        on_conn!(write self, |c, pg| {
+            sqlx::query("UPDATE channels SET unreachable_since = NULL WHERE workspace_id = $1 AND id = $2")
+                .bind(ws.0)
+                .bind(channel.0)
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The member behind the channel's newest event that has one: the last to use a command there.
+    pub async fn last_commander(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+    ) -> Result<Option<MemberId>, StoreError> {
+        let member: Option<i64> = on_conn!(self, |c, pg| {
+            sqlx::query_scalar(
+                "SELECT actor_id FROM events WHERE workspace_id = $1 AND channel_id = $2 AND actor_id IS NOT NULL \
+                 ORDER BY at DESC, id DESC LIMIT 1",
+            )
+            .bind(ws.0)
+            .bind(channel.0)
+            .fetch_optional(&mut *c)
+            .await?
+        });
+        Ok(member.map(MemberId))
+    }
+
     /// Holds every post to one recipient until `until` (a 429's Retry-After), others unaffected.
     pub async fn delay_recipient(
         &mut self,
@@ -256,6 +331,50 @@ impl Tx {
                 .await?
         });
         Ok(at.map(from_millis))
+    }
+
+    /// A post of unknown outcome that could not be looked up yet: looked up again once it is stale
+    /// again, not in every round.
+    pub async fn reconcile_later(&mut self, id: OutboundId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        on_conn!(write self, |c, pg| {
+            sqlx::query("UPDATE outbound_messages SET claimed_at = $2 WHERE id = $1 AND status = 'sending'")
+                .bind(id.0)
+                .bind(to_millis(now))
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Puts dead posts back in the queue, as if just owed: pending, no attempts, due `now`. Only
+    /// dead posts: a post that went out is never sent again this way. Returns how many were requeued.
+    pub async fn retry_dead_messages(&mut self, which: DeadPosts, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        const RETRY: &str = "UPDATE outbound_messages SET status = 'pending', attempts = 0, first_attempt_at = NULL, \
+             next_attempt_at = $1 WHERE status = 'dead'";
+        let requeued = on_conn!(write self, |c, pg| {
+            match which {
+                DeadPosts::One(id) => sqlx::query(cached_sql!(RETRY, " AND id = $2")).bind(to_millis(now)).bind(id.0),
+                DeadPosts::All => sqlx::query(RETRY).bind(to_millis(now)),
+            }
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        if requeued > 0 {
+            self.queued_posts = true;
+        }
+        Ok(requeued)
+    }
+
+    /// A post's status (pending, sending, sent, dead), or `None` when there is no such post.
+    pub async fn outbound_status(&mut self, id: OutboundId) -> Result<Option<String>, StoreError> {
+        let status: Option<String> = on_conn!(self, |c, pg| {
+            sqlx::query_scalar("SELECT status FROM outbound_messages WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(status)
     }
 
     /// Puts an unknown-outcome post back in the queue (it was not found on the platform).

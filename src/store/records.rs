@@ -48,7 +48,11 @@ pub struct OutboundMessage {
     pub message: Message,
     /// Attempts so far, this one included once claimed.
     pub attempts: u32,
+    /// When the attempts counted so far began: a post is given up only once this is long enough ago.
+    pub first_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Since when the post's channel has refused nudge (not invited), when it has.
+    pub channel_unreachable_since: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -62,7 +66,9 @@ pub(super) struct OutboxRow {
     idempotency_key: String,
     message: String,
     attempts: i32,
+    first_attempt_at: Option<i64>,
     created_at: i64,
+    channel_unreachable_since: Option<i64>,
 }
 
 impl OutboxRow {
@@ -84,7 +90,9 @@ impl OutboxRow {
             idempotency_key: self.idempotency_key,
             message,
             attempts: self.attempts.max(0) as u32,
+            first_attempt_at: self.first_attempt_at.map(from_millis),
             created_at: from_millis(self.created_at),
+            channel_unreachable_since: self.channel_unreachable_since.map(from_millis),
         })
     }
 }
@@ -108,6 +116,13 @@ pub struct DeadPost {
     pub address: String,
     pub attempts: u32,
     pub last_error: String,
+}
+
+/// Which dead posts an operator puts back in the queue (`nudge outbox retry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadPosts {
+    One(OutboundId),
+    All,
 }
 
 /// An installed workspace and its bot token, sealed (see `crypto`).

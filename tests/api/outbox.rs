@@ -1,6 +1,8 @@
 //! The outbox and its sender against a stand-in for Slack's Web API, with the clock driven by hand:
 //! each post delivered once, 429s holding back only their channel, one post per second per
-//! channel, retries with backoff, dead posts reported, and no double post after a crash.
+//! channel, retries with backoff over an hour, dead posts reported and retried by an operator,
+//! channels nudge is not in waiting while someone is asked once to invite it, and no double post
+//! after a crash.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +19,9 @@ use nudge::message::Message;
 use nudge::outbox::{Deliveries, Delivery, Sender, SenderSettings};
 use nudge::platforms::slack::delivery::SlackDelivery;
 use nudge::platforms::slack::{self, Slack};
-use nudge::store::{ChannelDefaults, OutboundId, Recipient, Store, WorkspaceId};
+use nudge::store::{
+    ChannelDefaults, DeadPosts, EventKind, NewEvent, OutboundId, OutboundMessage, Recipient, Store, WorkspaceId,
+};
 
 use crate::helpers::{Backend, TestDb, empty_config_file, monday_morning};
 
@@ -100,14 +104,71 @@ impl OutboxTest {
         let mut tx = self.store.begin().await.unwrap();
         tx.outbox_report(10).await.unwrap()
     }
+
+    /// The workspace's posts, in the order they were owed.
+    async fn posts(&self) -> Vec<OutboundMessage> {
+        let mut tx = self.store.read().await.unwrap();
+        tx.outbox_messages(self.ws).await.unwrap()
+    }
+
+    /// When the sender next has a post to try.
+    async fn next_delivery_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let mut tx = self.store.read().await.unwrap();
+        tx.next_delivery_at().await.unwrap()
+    }
+
+    /// Slack answers every chat.postMessage to `channel` with `status`.
+    async fn slack_fails_posts_to(&self, channel: &str, status: u16) {
+        Mock::given(method("POST"))
+            .and(path("/api/chat.postMessage"))
+            .and(body_partial_json(json!({"channel": channel})))
+            .respond_with(ResponseTemplate::new(status))
+            .with_priority(1)
+            .mount(&self.slack)
+            .await;
+    }
+
+    /// Slack refuses every chat.postMessage to `channel` with the error `name` (HTTP 200, ok:false).
+    async fn slack_refuses_posts_to(&self, channel: &str, name: &str) {
+        Mock::given(method("POST"))
+            .and(path("/api/chat.postMessage"))
+            .and(body_partial_json(json!({"channel": channel})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": name})))
+            .with_priority(1)
+            .mount(&self.slack)
+            .await;
+    }
+
+    /// A member makes a pledge in a channel at `at`: they used a command there.
+    async fn member_uses_nudge_in(&self, channel: &str, member: &str, at: chrono::DateTime<chrono::Utc>) {
+        let mut tx = self.store.begin().await.unwrap();
+        let channel = crate::helpers::channel_in(&mut tx, self.ws, channel).await;
+        let member = tx.ensure_member(self.ws, member, member, at).await.unwrap();
+        let data = json!({});
+        let event = NewEvent {
+            channel: Some(channel),
+            actor: Some(member.id),
+            kind: EventKind::PledgeMade,
+            subject: None,
+            data: &data,
+        };
+        tx.append_event(self.ws, &event, at).await.unwrap();
+        tx.commit().await.unwrap();
+    }
 }
 
 fn deliveries(delivery: &Arc<SlackDelivery>) -> Deliveries {
     Deliveries::from([("slack", delivery.clone() as Arc<dyn Delivery>)])
 }
 
+/// Three attempts, and no hour to wait before giving up.
 fn quick_retries() -> SenderSettings {
-    SenderSettings { max_attempts: 3, first_retry: Duration::from_secs(2), ..SenderSettings::default() }
+    SenderSettings {
+        max_attempts: 3,
+        give_up_after: Duration::ZERO,
+        first_retry: Duration::from_secs(2),
+        ..SenderSettings::default()
+    }
 }
 
 async fn queued_posts_are_delivered_once_carrying_their_outbox_id(backend: Backend) {
@@ -332,4 +393,221 @@ async fn the_sender_loop_stops_when_the_shared_token_is_cancelled() {
     assert_eq!(t.posts_to("C01").await.len(), 1);
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(2), running).await.expect("stops promptly").unwrap();
+}
+
+async fn a_post_failing_with_5xx_is_retried_with_growing_jittered_waits_for_an_hour_before_it_is_dead(
+    backend: Backend,
+) {
+    let settings = SenderSettings::default();
+    let t = OutboxTest::start(backend, settings.clone()).await;
+    t.slack_fails_posts_to("CDOWN", 503).await;
+    t.queue("CDOWN", "checkin:CDOWN", "Weekly check-in").await;
+    let first_attempt = t.clock.now();
+
+    // Each round tries the post once; the clock jumps to the retry the sender asked for.
+    let mut waits = Vec::new();
+    loop {
+        let round = t.sender.run_once().await.unwrap();
+        assert_eq!(round.claimed, 1, "the post is tried at every retry it asked for");
+        if round.dead == 1 {
+            break;
+        }
+        assert_eq!(round.retrying, 1);
+        assert!(waits.len() < 100, "the post is retried forever");
+        let next = t.next_delivery_at().await.expect("a retry is due");
+        waits.push(next - t.clock.now());
+        t.clock.set(next);
+    }
+
+    let dead_after = t.clock.now() - first_attempt;
+    assert!(dead_after >= Span::hours(1), "dead {dead_after} after the first attempt");
+    assert!(dead_after < Span::hours(1) + Span::minutes(15), "given up within one longest wait of the hour");
+    let attempts = t.posts_to("CDOWN").await.len();
+    assert!(attempts as u32 >= settings.max_attempts, "{attempts} attempts");
+    // Exponential: the n-th wait is 2 s × 2^n up to 15 minutes, times a factor in [0.5, 1).
+    for (n, wait) in waits.iter().enumerate() {
+        let full = Span::from_std(settings.first_retry * 2u32.pow(n.min(20) as u32))
+            .unwrap()
+            .min(Span::from_std(settings.longest_retry).unwrap());
+        assert!(*wait >= full / 2 - Span::milliseconds(1) && *wait <= full, "wait {n} was {wait}, full {full}");
+    }
+    let longest: std::collections::HashSet<Span> =
+        waits.iter().copied().filter(|w| *w > Span::from_std(settings.longest_retry).unwrap() / 2).collect();
+    assert!(longest.len() > 1, "waits at the cap are jittered, not all alike: {waits:?}");
+    let report = t.report().await;
+    assert_eq!(report.dead, 1);
+    assert_eq!(report.dead_posts[0].attempts as usize, attempts);
+    assert!(report.dead_posts[0].last_error.contains("503"), "{:?}", report.dead_posts[0]);
+}
+
+#[tokio::test]
+async fn postgres_a_post_failing_with_5xx_is_retried_with_growing_jittered_waits_for_an_hour_before_it_is_dead() {
+    a_post_failing_with_5xx_is_retried_with_growing_jittered_waits_for_an_hour_before_it_is_dead(Backend::Postgres)
+        .await;
+}
+
+#[tokio::test]
+async fn sqlite_a_post_failing_with_5xx_is_retried_with_growing_jittered_waits_for_an_hour_before_it_is_dead() {
+    a_post_failing_with_5xx_is_retried_with_growing_jittered_waits_for_an_hour_before_it_is_dead(Backend::Sqlite).await;
+}
+
+async fn dead_posts_retried_by_an_operator_go_out_again_and_a_sent_post_is_never_resent(backend: Backend) {
+    let t = OutboxTest::start(backend, quick_retries()).await;
+    t.slack_refuses_posts_to("CGONE", "channel_not_found").await;
+    t.slack_refuses_posts_to("CLOST", "channel_not_found").await;
+    t.slack_accepts_posts().await;
+    t.queue("CGONE", "gone", "first dead").await;
+    t.queue("CLOST", "lost", "second dead").await;
+    t.queue("C01", "sent", "went out").await;
+    let round = t.sender.run_once().await.unwrap();
+    assert_eq!((round.delivered, round.dead), (1, 2));
+    let id_of = |posts: &[OutboundMessage], key: &str| posts.iter().find(|p| p.idempotency_key == key).unwrap().id;
+    let posts = t.posts().await;
+    let (gone, sent) = (id_of(&posts, "gone"), id_of(&posts, "sent"));
+
+    let mut tx = t.store.begin().await.unwrap();
+    assert_eq!(tx.retry_dead_messages(DeadPosts::One(sent), t.clock.now()).await.unwrap(), 0);
+    assert_eq!(tx.retry_dead_messages(DeadPosts::One(gone), t.clock.now()).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    let report = t.report().await;
+    assert_eq!((report.pending, report.sent, report.dead), (1, 1, 1), "only the one asked for");
+    let mut tx = t.store.begin().await.unwrap();
+    assert_eq!(tx.retry_dead_messages(DeadPosts::All, t.clock.now()).await.unwrap(), 1, "the other dead one");
+    assert_eq!(tx.retry_dead_messages(DeadPosts::All, t.clock.now()).await.unwrap(), 0, "none left");
+    tx.commit().await.unwrap();
+
+    // Slack takes them now; they are due as soon as their channels' pace allows (a second after
+    // the failed attempt), with their attempts counted afresh.
+    t.slack.reset().await;
+    t.slack_accepts_posts().await;
+    t.clock.advance(Span::seconds(1));
+    let round = t.sender.run_once().await.unwrap();
+    assert_eq!(round.delivered, 2);
+    assert_eq!(t.posts_to("CGONE").await.len(), 1);
+    assert_eq!(t.posts_to("CLOST").await.len(), 1);
+    assert_eq!(t.posts_to("C01").await.len(), 0, "the post that went out is not sent again");
+    let report = t.report().await;
+    assert_eq!((report.pending, report.sent, report.dead), (0, 3, 0));
+    assert!(t.posts().await.iter().all(|p| p.attempts == 1), "{:?}", t.posts().await);
+}
+
+#[tokio::test]
+async fn postgres_dead_posts_retried_by_an_operator_go_out_again_and_a_sent_post_is_never_resent() {
+    dead_posts_retried_by_an_operator_go_out_again_and_a_sent_post_is_never_resent(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_dead_posts_retried_by_an_operator_go_out_again_and_a_sent_post_is_never_resent() {
+    dead_posts_retried_by_an_operator_go_out_again_and_a_sent_post_is_never_resent(Backend::Sqlite).await;
+}
+
+async fn posts_to_a_channel_nudge_is_not_in_wait_and_the_last_commander_is_asked_once_to_invite_it(backend: Backend) {
+    let settings = SenderSettings::default();
+    let t = OutboxTest::start(backend, settings.clone()).await;
+    t.slack_refuses_posts_to("CNOTIN", "not_in_channel").await;
+    t.slack_accepts_posts().await;
+    for n in 0..3 {
+        t.queue("CNOTIN", &format!("notin-{n}"), &format!("post {n}")).await;
+    }
+    let an_hour_ago = t.clock.now() - Span::hours(1);
+    t.member_uses_nudge_in("CNOTIN", "UEARLY", an_hour_ago).await;
+    t.member_uses_nudge_in("CNOTIN", "ULAST", an_hour_ago + Span::minutes(5)).await;
+    t.member_uses_nudge_in("COTHER", "UELSEWHERE", an_hour_ago + Span::minutes(10)).await;
+
+    let refused = t.sender.run_once().await.unwrap();
+    assert_eq!((refused.claimed, refused.waiting, refused.dead), (1, 1, 0));
+    let told = t.sender.run_once().await.unwrap();
+    assert_eq!(told.delivered, 1, "the notice goes out; the channel's posts are held");
+    let notices = t.posts_to("ULAST").await;
+    assert_eq!(notices.len(), 1);
+    let text = notices[0]["text"].as_str().unwrap();
+    assert!(text.contains("Invite @nudge to #growth"), "{text}");
+
+    // Hour after hour nudge tries again, through a restarted sender or another replica too, and
+    // nothing dies or is said twice: the mark is in the database.
+    let replica = Sender::new(t.store.clone(), deliveries(&t.delivery), t.clock.clone(), settings.clone());
+    for hour in 0..10 {
+        t.clock.advance(Span::from_std(settings.unreachable_hold).unwrap());
+        let sender = if hour % 2 == 0 { &replica } else { &t.sender };
+        let round = sender.run_once().await.unwrap();
+        assert_eq!((round.claimed, round.waiting, round.dead), (1, 1, 0), "hour {hour}");
+    }
+    assert_eq!(t.posts_to("CNOTIN").await.len(), 11, "one try an hour, not one per post per round");
+    assert_eq!(t.posts_to("ULAST").await.len(), 1, "told once");
+    assert!(t.posts_to("UEARLY").await.is_empty() && t.posts_to("UELSEWHERE").await.is_empty());
+    let report = t.report().await;
+    assert_eq!((report.pending, report.sent, report.dead), (3, 1, 0));
+
+    // Someone invites nudge: within the hour the waiting posts go out, one a second, in order.
+    t.slack.reset().await;
+    t.slack_accepts_posts().await;
+    t.clock.advance(Span::from_std(settings.unreachable_hold).unwrap());
+    for _ in 0..3 {
+        assert_eq!(t.sender.run_once().await.unwrap().delivered, 1);
+        t.clock.advance(Span::seconds(1));
+    }
+    let texts: Vec<Value> = t.posts_to("CNOTIN").await.into_iter().map(|p| p["text"].clone()).collect();
+    assert_eq!(texts, vec![json!("post 0"), json!("post 1"), json!("post 2")]);
+    assert_eq!(t.report().await.sent, 4);
+
+    // Delivered again, the channel is reachable: if nudge is removed later, someone hears again.
+    t.slack_refuses_posts_to("CNOTIN", "not_in_channel").await;
+    t.queue("CNOTIN", "notin-later", "later").await;
+    assert_eq!(t.sender.run_once().await.unwrap().waiting, 1);
+    t.sender.run_once().await.unwrap();
+    // The stand-in forgot what it received when it was reset: this is the second notice.
+    assert_eq!(t.posts_to("ULAST").await.len(), 1, "told again, the second time nudge was removed");
+}
+
+#[tokio::test]
+async fn postgres_posts_to_a_channel_nudge_is_not_in_wait_and_the_last_commander_is_asked_once_to_invite_it() {
+    posts_to_a_channel_nudge_is_not_in_wait_and_the_last_commander_is_asked_once_to_invite_it(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_posts_to_a_channel_nudge_is_not_in_wait_and_the_last_commander_is_asked_once_to_invite_it() {
+    posts_to_a_channel_nudge_is_not_in_wait_and_the_last_commander_is_asked_once_to_invite_it(Backend::Sqlite).await;
+}
+
+async fn a_post_whose_outcome_cannot_be_looked_up_yet_is_looked_up_again_only_once_stale_again(backend: Backend) {
+    let settings = SenderSettings::default();
+    let t = OutboxTest::start(backend, settings.clone()).await;
+    t.queue("CLEFT", "left-before-lookup", "did it go out?").await;
+    // A sender claims the post and dies; then nudge is removed from the channel, so its history
+    // cannot be read.
+    let mut tx = t.store.begin().await.unwrap();
+    tx.claim_due_messages(t.clock.now(), Span::seconds(1), 10).await.unwrap();
+    tx.commit().await.unwrap();
+    Mock::given(method("POST"))
+        .and(path("/api/conversations.history"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "not_in_channel"})))
+        .mount(&t.slack)
+        .await;
+    let lookups = || async {
+        let requests = t.slack.received_requests().await.unwrap();
+        requests.iter().filter(|r| r.url.path() == "/api/conversations.history").count()
+    };
+
+    let stale = Span::from_std(settings.reconcile_after).unwrap() + Span::seconds(1);
+    t.clock.advance(stale);
+    let round = t.sender.run_once().await.unwrap();
+    assert_eq!((round.reconciled, round.requeued, round.dead), (0, 0, 0), "it waits, neither dead nor posted");
+    assert_eq!(lookups().await, 1);
+    t.sender.run_once().await.unwrap();
+    assert_eq!(lookups().await, 1, "not looked up again in every round");
+    t.clock.advance(stale);
+    t.sender.run_once().await.unwrap();
+    assert_eq!(lookups().await, 2, "looked up again once stale again");
+    assert_eq!(t.posts_to("CLEFT").await.len(), 0, "never posted blindly");
+    assert_eq!(t.report().await.sending, 1);
+}
+
+#[tokio::test]
+async fn postgres_a_post_whose_outcome_cannot_be_looked_up_yet_is_looked_up_again_only_once_stale_again() {
+    a_post_whose_outcome_cannot_be_looked_up_yet_is_looked_up_again_only_once_stale_again(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_post_whose_outcome_cannot_be_looked_up_yet_is_looked_up_again_only_once_stale_again() {
+    a_post_whose_outcome_cannot_be_looked_up_yet_is_looked_up_again_only_once_stale_again(Backend::Sqlite).await;
 }

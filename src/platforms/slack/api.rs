@@ -34,6 +34,9 @@ pub const ORG_WIDE_INSTALL_UNSUPPORTED: &str = "org_wide_install_unsupported";
 /// would answer for such a token.
 const INVALID_AUTH: &str = "invalid_auth";
 
+/// Slack's answer when the bot posts to a channel it has not been invited to.
+const NOT_IN_CHANNEL: &str = "not_in_channel";
+
 /// Slack errors that describe a passing condition on Slack's side rather than a bad request.
 const RETRYABLE_SLACK_ERRORS: &[&str] =
     &["ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"];
@@ -76,6 +79,12 @@ impl SlackApiError {
             // A builder error (a malformed URL) fails the same way every time.
             Self::Transport { source, .. } => !source.is_builder(),
         }
+    }
+
+    /// Slack refused because the bot is not a member of the channel: the channel exists, and a
+    /// member inviting the bot is what fixes it, not trying again.
+    pub fn is_not_in_channel(&self) -> bool {
+        matches!(self, Self::Api { error, .. } if error == NOT_IN_CHANNEL)
     }
 
     /// How long Slack asked us to wait, when it said.
@@ -914,6 +923,30 @@ mod tests {
         assert_eq!(error.to_string(), "Slack chat.postMessage failed: channel_not_found");
         assert!(!error.is_retryable());
         assert_eq!(error.retry_after(), None);
+    }
+
+    #[tokio::test]
+    async fn not_in_channel_is_told_apart_from_a_channel_that_does_not_exist() {
+        let (server, client) = slack().await;
+        answer(
+            &server,
+            "/chat.postMessage",
+            ResponseTemplate::new(200).set_body_json(json!({ "ok": false, "error": "not_in_channel" })),
+        )
+        .await;
+        answer(
+            &server,
+            "/chat.update",
+            ResponseTemplate::new(200).set_body_json(json!({ "ok": false, "error": "channel_not_found" })),
+        )
+        .await;
+
+        let not_invited = client.post_message(&token(), "C123", &message(), None).await.unwrap_err();
+        let missing = client.update_message(&token(), "C404", "1.2", &message()).await.unwrap_err();
+
+        assert!(not_invited.is_not_in_channel());
+        assert!(!not_invited.is_retryable(), "trying again does not help; an invitation does");
+        assert!(!missing.is_not_in_channel());
     }
 
     #[tokio::test]

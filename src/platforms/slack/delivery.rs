@@ -28,18 +28,19 @@ impl SlackDelivery {
     }
 
     async fn token(&self, message: &OutboundMessage) -> Result<secrecy::SecretString, DeliveryError> {
-        let unavailable = |error: String| DeliveryError { message: error, retryable: true, retry_after: None };
         let cached = self.teams.read().unwrap_or_else(|e| e.into_inner()).get(&message.workspace_id).cloned();
         let team = match cached {
             Some(team) => Some(team),
-            None => self.lookup_team(message.workspace_id).await.map_err(|e| unavailable(e.to_string()))?,
+            None => {
+                self.lookup_team(message.workspace_id).await.map_err(|e| DeliveryError::temporary(e.to_string()))?
+            }
         };
         let Some(team) = team else {
-            return Err(DeliveryError { message: "the workspace is gone".into(), retryable: false, retry_after: None });
+            return Err(DeliveryError::permanent("the workspace is gone"));
         };
         self.slack.token_for(&self.store, &team).await.map_err(|error| match error {
-            super::TokenError::Store(e) => unavailable(e.to_string()),
-            other => DeliveryError { message: other.to_string(), retryable: false, retry_after: None },
+            super::TokenError::Store(e) => DeliveryError::temporary(e.to_string()),
+            other => DeliveryError::permanent(other.to_string()),
         })
     }
 }
@@ -56,7 +57,12 @@ impl SlackDelivery {
 }
 
 fn delivery_error(error: SlackApiError) -> DeliveryError {
-    DeliveryError { retryable: error.is_retryable(), retry_after: error.retry_after(), message: error.to_string() }
+    DeliveryError {
+        retryable: error.is_retryable(),
+        retry_after: error.retry_after(),
+        unreachable: error.is_not_in_channel(),
+        message: error.to_string(),
+    }
 }
 
 impl Delivery for SlackDelivery {
