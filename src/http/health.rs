@@ -1,5 +1,6 @@
 //! `/healthz` says the process is up; `/readyz` says it can do its work: the database answers and
-//! every background loop (scheduler, sender) is still running.
+//! every background loop (scheduler, sender) is still running, and the database takes a write
+//! (answering reads is not enough: a full disk or a read-only file stops every command).
 
 use std::sync::{Arc, Mutex};
 
@@ -27,6 +28,8 @@ impl Health {
     }
 }
 
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -36,11 +39,14 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     if !stopped.is_empty() {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("stopped: {}\n", stopped.join("; ")));
     }
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n".into()),
-        Err(error) => {
+    // Bounded, so a probe stuck behind a long write still answers before an orchestrator's timeout.
+    let probe = tokio::time::timeout(PROBE_TIMEOUT, state.store.probe_write(chrono::Utc::now())).await;
+    match probe {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n".into()),
+        Ok(Err(error)) => {
             tracing::warn!(%error, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n".into())
+            (StatusCode::SERVICE_UNAVAILABLE, "database cannot take writes\n".into())
         }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database did not take a write within 2 s\n".into()),
     }
 }

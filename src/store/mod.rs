@@ -261,6 +261,7 @@ impl Store {
                     SqlitePoolOptions::new()
                         .max_connections(max)
                         .acquire_timeout(Duration::from_secs(10))
+                        .before_acquire(|conn, _| Box::pin(outside_any_transaction(conn)))
                         .connect_with(options.clone())
                 };
                 let write = pool(1).await?;
@@ -295,13 +296,18 @@ impl Store {
         Ok(())
     }
 
-    /// One round trip, for `/readyz`.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        match &self.pools {
-            Pools::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ())?,
-            Pools::Sqlite { read, .. } => sqlx::query("SELECT 1").execute(read).await.map(|_| ())?,
-        }
-        Ok(())
+    /// For `/readyz`: one small write, committed. `SELECT 1` answers on a full disk, a read-only
+    /// file or a read-only replica, where every command and every scheduled post would fail.
+    pub async fn probe_write(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.autocommit().await?;
+        on_conn!(write tx, |c, pg| {
+            sqlx::query("UPDATE readiness_probe SET checked_at = $1 WHERE id = 1")
+                .bind(to_millis(now))
+                .execute(&mut *c)
+                .await
+                .map(drop)?
+        });
+        tx.commit().await
     }
 
     async fn write_slot(&self) -> Option<OwnedSemaphorePermit> {
@@ -387,6 +393,23 @@ impl Store {
             }
         }
     }
+}
+
+/// Whether a pooled SQLite connection may be handed out: not when it is still inside a
+/// transaction. A COMMIT that fails on a full disk or a read-only file can leave SQLite's
+/// transaction rolled back while sqlx still counts it open (its own ROLLBACK then fails too); such a
+/// connection would refuse every later BEGIN until the pool recycled it, half an hour later.
+/// Discarding it makes the next acquire open a fresh one, so nudge recovers as soon as the file is
+/// writable. The ping is queued behind any rollback a dropped transaction left, so the count it
+/// reads is settled.
+async fn outside_any_transaction(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    conn.ping().await?;
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("discarding an SQLite connection left inside a failed transaction");
+    }
+    Ok(clean)
 }
 
 /// The backend a database URL names, by its scheme.

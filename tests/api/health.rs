@@ -30,7 +30,7 @@ async fn readiness_fails_when_the_database_is_gone() {
     app.store.close().await;
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 503);
-    assert_eq!(ready.text().await.unwrap(), "database unreachable\n");
+    assert_eq!(ready.text().await.unwrap(), "database cannot take writes\n");
     // The process itself is still up.
     assert_eq!(app.get("/healthz").await.status(), 200);
 }

@@ -75,6 +75,12 @@ impl TestDb {
         TestDb { url, postgres_name: None, _dir: Some(dir) }
     }
 
+    /// An SQLite file in a directory the test owns (a small filesystem, say), left where it is.
+    pub fn sqlite_in(dir: &std::path::Path) -> TestDb {
+        let url = format!("sqlite://{}", dir.join("nudge.db").display());
+        TestDb { url, postgres_name: None, _dir: None }
+    }
+
     /// A connected, migrated store on this database.
     pub async fn store(&self) -> Store {
         let store =
@@ -144,7 +150,11 @@ impl TestApp {
 
     /// Starts the app with extra settings, e.g. Slack's secrets and its API stand-in's URL.
     pub async fn spawn_with(backend: Backend, settings: &[(&str, &str)]) -> TestApp {
-        let db = TestDb::new(backend).await;
+        TestApp::spawn_on(TestDb::new(backend).await, settings).await
+    }
+
+    /// Starts the app on a database the test made.
+    pub async fn spawn_on(db: TestDb, settings: &[(&str, &str)]) -> TestApp {
         let mut env = HashMap::new();
         env.insert("NUDGE_LISTEN".to_string(), "127.0.0.1:0".to_string());
         env.insert("DATABASE_URL".to_string(), db.url.clone());

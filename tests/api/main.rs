@@ -8,6 +8,7 @@ mod commands;
 mod crash;
 mod health;
 mod outbox;
+mod reliability;
 mod scheduler;
 mod slack;
 mod slack_oauth;

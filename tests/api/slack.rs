@@ -26,7 +26,17 @@ impl SlackTest {
         SlackTest::start_with(backend, &[("NUDGE_SLACK_BOT_TOKEN", TOKEN)]).await
     }
 
+    /// With a bot token, on a database the test made.
+    pub async fn start_on_db(db: crate::helpers::TestDb) -> SlackTest {
+        SlackTest::start_on(db, &[("NUDGE_SLACK_BOT_TOKEN", TOKEN)]).await
+    }
+
     pub async fn start_with(backend: Backend, settings: &[(&str, &str)]) -> SlackTest {
+        SlackTest::start_on(crate::helpers::TestDb::new(backend).await, settings).await
+    }
+
+    /// On a database the test made (an SQLite file on a small filesystem, say).
+    pub async fn start_on(db: crate::helpers::TestDb, settings: &[(&str, &str)]) -> SlackTest {
         let slack = MockServer::start().await;
         for (api_method, response) in [
             ("chat.postMessage", json!({"ok": true, "channel": "C01", "ts": "1764000000.000100", "message": {}})),
@@ -51,7 +61,7 @@ impl SlackTest {
             ("NUDGE_PUBLIC_URL", "https://nudge.example.com"),
         ];
         all.extend_from_slice(settings);
-        let app = TestApp::spawn_with(backend, &all).await;
+        let app = TestApp::spawn_on(db, &all).await;
         SlackTest { app, slack }
     }
 

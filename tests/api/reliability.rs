@@ -1,0 +1,100 @@
+//! The faults nudge must survive without losing, doubling or locking up: a full disk, lost answers,
+//! slow clients, rate limits, outages. Stand-ins only for what is outside this machine (Slack); the
+//! databases and filesystems are real.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::helpers::TestDb;
+use crate::slack::{SlackTest, visible_text};
+
+/// A real filesystem of a few hundred KiB (tmpfs), so that a test can fill the disk under SQLite and
+/// free it again. Needs the right to mount, which the project's machines and CI have; without it
+/// the test fails saying so, it is never skipped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(kib: u32) -> SmallDisk {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("the mount command runs");
+        assert!(
+            status.success(),
+            "this test mounts a {kib} KiB tmpfs to fill a disk under SQLite; run the tests as root (as `.ci/run` \
+             does) or in a container allowed to mount"
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn filler(&self) -> PathBuf {
+        self.path().join("filler")
+    }
+
+    /// Writes a file until the filesystem has no byte left.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.filler()).expect("the filler file");
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).and_then(|_| file.flush()).is_ok() {}
+        while file.write_all(&block[..1]).is_ok() {}
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.filler()).expect("the filler goes");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// A COMMIT that failed on a full disk used to leave SQLite's one write connection inside a
+/// transaction sqlx still counted as open, so every later command failed ("begin_with at non-zero
+/// transaction depth") until the pool recycled it half an hour later, and `/readyz` said ready
+/// throughout. Now `/readyz` says the database cannot take writes while the disk is full, and the
+/// first commands after space is freed succeed.
+#[tokio::test]
+async fn sqlite_recovers_by_itself_once_a_full_disk_has_space_again() {
+    let disk = SmallDisk::mount(768);
+    let t = SlackTest::start_on_db(TestDb::sqlite_in(disk.path())).await;
+    let made = visible_text(&t.slash("/pledge", "call five customers by fri").await);
+    assert!(made.contains("P-1"), "{made}");
+    assert_eq!(t.app.get("/readyz").await.status(), 200);
+
+    disk.fill();
+    let mut refused = 0;
+    for n in 0..5 {
+        let answer = visible_text(&t.slash("/experiment", &format!("propose Idea {n} | It helps | clicks 1 -> 2")).await);
+        if answer.contains("Something went wrong on nudge's side") {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "a full disk refuses commands with the apology");
+    println!("{refused} of 5 commands refused while the disk was full");
+    let ready = t.app.get("/readyz").await;
+    assert_eq!(ready.status(), 503, "a database that cannot take writes is not ready");
+    assert_eq!(ready.text().await.unwrap(), "database cannot take writes\n");
+
+    disk.free();
+    for n in 0..10 {
+        let answer =
+            visible_text(&t.slash("/experiment", &format!("propose Later idea {n} | It helps | clicks 1 -> 2")).await);
+        assert!(answer.contains(&format!("Later idea {n}")), "command {n} after the disk was freed: {answer}");
+    }
+    assert_eq!(t.app.get("/readyz").await.status(), 200, "ready again");
+    let list = visible_text(&t.slash("/experiment", "list proposed").await);
+    assert!(list.contains("Later idea 9"), "{list}");
+    let pledges = visible_text(&t.slash("/pledge", "list").await);
+    assert!(pledges.contains("call five customers"), "what was written before the disk filled is kept: {pledges}");
+}
