@@ -27,6 +27,8 @@ pub struct Config {
     /// Where platforms reach this server; needed to print the URLs to paste into their settings.
     pub public_url: Option<Url>,
     pub request_timeout: Duration,
+    /// Connections served at once, and how long one may take to send its headers or sit idle.
+    pub connections: crate::http::ConnectionLimits,
     pub log_format: LogFormat,
     pub database_url: SecretString,
     pub database_max_connections: u32,
@@ -161,6 +163,20 @@ const SETTINGS: &[Setting] = &[
         env: "NUDGE_REQUEST_TIMEOUT_SECS",
         default: Some("10"),
         example: "10",
+        secret: false,
+    },
+    Setting {
+        key: "server.max_connections",
+        env: "NUDGE_MAX_CONNECTIONS",
+        default: Some("1024"),
+        example: "1024",
+        secret: false,
+    },
+    Setting {
+        key: "server.idle_timeout_secs",
+        env: "NUDGE_IDLE_TIMEOUT_SECS",
+        default: Some("20"),
+        example: "20",
         secret: false,
     },
     Setting {
@@ -308,6 +324,9 @@ impl Config {
         let public_url = sources.get("server.public_url", parse_public_url);
         let request_timeout =
             sources.get("server.request_timeout_secs", |v| parse_number(v, 1, 300)).map(Duration::from_secs);
+        let max_connections = sources.get("server.max_connections", |v| parse_number(v, 1, 1_000_000));
+        let idle_timeout =
+            sources.get("server.idle_timeout_secs", |v| parse_number(v, 1, 300)).map(Duration::from_secs);
         let log_format = sources.get("server.log_format", |v| match v {
             "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
@@ -341,6 +360,10 @@ impl Config {
             listen: listen.expect(missing),
             public_url,
             request_timeout: request_timeout.expect(missing),
+            connections: crate::http::ConnectionLimits {
+                max_connections: max_connections.expect(missing) as usize,
+                idle_timeout: idle_timeout.expect(missing),
+            },
             log_format: log_format.expect(missing),
             database_url: database_url.expect(missing),
             database_max_connections: database_max_connections.expect(missing),

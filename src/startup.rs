@@ -34,6 +34,7 @@ pub struct Application {
     /// Delivers the outbox; present when a platform that posts is configured.
     sender: Option<Sender>,
     scheduler: Scheduler,
+    connections: http::ConnectionLimits,
 }
 
 impl Application {
@@ -48,6 +49,7 @@ impl Application {
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
         let timeout = config.request_timeout;
+        let connections = config.connections.fitted_to_the_process();
         let reconcile_after = config.reconcile_after;
         let tasks = TaskTracker::new();
         let commands = Commands::new(store.clone(), config.defaults.clone());
@@ -74,7 +76,7 @@ impl Application {
         let scheduler = Scheduler::new(store.clone(), clock, SchedulerSettings::default());
         let health = Health::default();
         let router = http::router(AppState { store: store.clone(), health: health.clone() }, routes, timeout);
-        Ok(Application { listener, router, store, address, tasks, health, sender, scheduler })
+        Ok(Application { listener, router, store, address, tasks, health, sender, scheduler, connections })
     }
 
     /// The address actually bound (the real port when the configuration asked for port 0).
@@ -110,8 +112,7 @@ impl Application {
             self.scheduler.run(shutdown.clone()),
         ));
         background.close();
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        crate::http::serve(self.listener, self.router, self.connections, shutdown.clone())
             .await
             .context("the HTTP server failed")?;
         shutdown.cancel();

@@ -3,6 +3,7 @@
 
 pub mod error;
 mod health;
+mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::store::Store;
 
 pub use error::HttpError;
 pub use health::Health;
+pub use serve::{ConnectionLimits, serve};
 
 /// Largest request body accepted; platforms send a few kilobytes, so anything near this is abuse.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helpers::TestDb;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{Backend, TestApp, TestDb};
 use crate::slack::{SlackTest, visible_text};
 
 /// A real filesystem of a few hundred KiB (tmpfs), so that a test can fill the disk under SQLite and
@@ -75,7 +78,8 @@ async fn sqlite_recovers_by_itself_once_a_full_disk_has_space_again() {
     disk.fill();
     let mut refused = 0;
     for n in 0..5 {
-        let answer = visible_text(&t.slash("/experiment", &format!("propose Idea {n} | It helps | clicks 1 -> 2")).await);
+        let answer =
+            visible_text(&t.slash("/experiment", &format!("propose Idea {n} | It helps | clicks 1 -> 2")).await);
         if answer.contains("Something went wrong on nudge's side") {
             refused += 1;
         }
@@ -97,4 +101,89 @@ async fn sqlite_recovers_by_itself_once_a_full_disk_has_space_again() {
     assert!(list.contains("Later idea 9"), "{list}");
     let pledges = visible_text(&t.slash("/pledge", "list").await);
     assert!(pledges.contains("call five customers"), "what was written before the disk filled is kept: {pledges}");
+}
+
+/// A client that sends half a request and waits.
+async fn half_sent(app: &TestApp) -> TcpStream {
+    let mut stream = TcpStream::connect(app.address).await.expect("the server accepts");
+    stream
+        .write_all(
+            b"POST /slack/commands HTTP/1.1\r\nHost: nudge\r\nContent-Type: application/x-www-form-urlencoded\r\n",
+        )
+        .await
+        .expect("half a request is sent");
+    stream
+}
+
+/// Reads until the server closes the connection; what it sent first. Bounded, so a server that
+/// never closes fails the test instead of hanging it.
+async fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(15), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    answer
+}
+
+/// `GET /healthz` on a connection of its own; the status line, or nothing when it was shed.
+async fn healthz_raw(app: &TestApp) -> String {
+    let mut stream = TcpStream::connect(app.address).await.expect("the server accepts");
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: nudge\r\nConnection: close\r\n\r\n").await.unwrap();
+    let answer = until_closed(&mut stream).await;
+    String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_string()
+}
+
+/// Half-sent requests used to hold their connections (and file descriptors) for as long as the
+/// client liked, and kept-alive connections were never closed. Now both are closed after the idle
+/// timeout, and `/healthz` answers while two hundred of them wait.
+#[tokio::test]
+async fn half_sent_requests_and_idle_connections_are_closed_and_healthz_still_answers() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("NUDGE_IDLE_TIMEOUT_SECS", "1")]).await;
+    let mut waiting = Vec::new();
+    for _ in 0..200 {
+        waiting.push(half_sent(&app).await);
+    }
+    assert_eq!(healthz_raw(&app).await, "HTTP/1.1 200 OK", "/healthz answers while 200 clients hold half a request");
+
+    let mut idle = TcpStream::connect(app.address).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: nudge\r\n\r\n").await.unwrap();
+    let mut first = [0u8; 15];
+    idle.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK", "a kept-alive request is answered");
+
+    for stream in &mut waiting {
+        let answer = until_closed(stream).await;
+        assert!(!String::from_utf8_lossy(&answer).contains("200 OK"), "a half request is never served");
+    }
+    until_closed(&mut idle).await;
+}
+
+/// Past `server.max_connections`, the newest connections are closed at once, and the ones already
+/// held are kept; once they go, the server answers again.
+#[tokio::test]
+async fn past_the_connection_cap_the_newest_are_shed() {
+    let app =
+        TestApp::spawn_with(Backend::Sqlite, &[("NUDGE_MAX_CONNECTIONS", "20"), ("NUDGE_IDLE_TIMEOUT_SECS", "300")])
+            .await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(half_sent(&app).await);
+    }
+    for _ in 0..5 {
+        let mut newest = half_sent(&app).await;
+        assert!(until_closed(&mut newest).await.is_empty(), "shed unanswered");
+    }
+    drop(held);
+    // The held connections' slots come back as the server sees each client go.
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            if healthz_raw(&app).await == "HTTP/1.1 200 OK" {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(answered.is_ok(), "the server answers again once the held connections are gone");
 }
