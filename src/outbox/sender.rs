@@ -36,17 +36,32 @@ pub struct DeliveryError {
     /// The recipient exists, but nudge may not post there until someone invites it (Slack's
     /// `not_in_channel`): the post waits instead of failing, whatever `retryable` says.
     pub unreachable: bool,
+    /// The post may have landed although no answer says so (a timeout or a reset after the request
+    /// was sent, a 5xx): it is looked up on the platform before it is posted again.
+    pub may_have_landed: bool,
 }
 
 impl DeliveryError {
     /// A failure that trying again later may cure (a platform that is down or not configured).
     pub fn temporary(message: impl Into<String>) -> DeliveryError {
-        DeliveryError { message: message.into(), retryable: true, retry_after: None, unreachable: false }
+        DeliveryError {
+            message: message.into(),
+            retryable: true,
+            retry_after: None,
+            unreachable: false,
+            may_have_landed: false,
+        }
     }
 
     /// A failure that trying again cannot cure.
     pub fn permanent(message: impl Into<String>) -> DeliveryError {
-        DeliveryError { message: message.into(), retryable: false, retry_after: None, unreachable: false }
+        DeliveryError {
+            message: message.into(),
+            retryable: false,
+            retry_after: None,
+            unreachable: false,
+            may_have_landed: false,
+        }
     }
 }
 
@@ -57,9 +72,13 @@ pub trait Delivery: Send + Sync + 'static {
     /// Posts the message to its recipient; returns the platform's id for the post.
     fn deliver<'a>(&'a self, message: &'a OutboundMessage) -> DeliveryFuture<'a, String>;
 
-    /// Finds a post whose outcome is unknown on the platform (by the id it carries); returns its
-    /// platform id when it did go out.
-    fn find_delivered<'a>(&'a self, message: &'a OutboundMessage) -> DeliveryFuture<'a, Option<String>>;
+    /// Finds a post whose outcome is unknown on the platform (by the id it carries), around the
+    /// instant the attempt that may have posted it began; returns its platform id when it did go out.
+    fn find_delivered<'a>(
+        &'a self,
+        message: &'a OutboundMessage,
+        attempted_at: DateTime<Utc>,
+    ) -> DeliveryFuture<'a, Option<String>>;
 
     /// The least time between two posts to one recipient.
     fn pace(&self) -> Duration {
@@ -118,6 +137,19 @@ pub struct Round {
     pub requeued: usize,
 }
 
+impl Round {
+    fn add(&mut self, other: Round) {
+        self.claimed += other.claimed;
+        self.delivered += other.delivered;
+        self.retrying += other.retrying;
+        self.waiting += other.waiting;
+        self.dead += other.dead;
+        self.reconciled += other.reconciled;
+        self.requeued += other.requeued;
+    }
+}
+
+#[derive(Clone)]
 pub struct Sender {
     store: Store,
     deliveries: Deliveries,
@@ -125,23 +157,46 @@ pub struct Sender {
     settings: SenderSettings,
 }
 
+/// What became of one claimed post on the platform.
+type Attempted = (OutboundMessage, Attempt);
+
+enum Attempt {
+    /// Posted now, or found on the platform from an earlier attempt whose answer was lost.
+    Posted {
+        platform_id: String,
+        found: bool,
+    },
+    Failed(DeliveryError),
+}
+
 impl Sender {
     pub fn new(store: Store, deliveries: Deliveries, clock: SharedClock, settings: SenderSettings) -> Sender {
         Sender { store, deliveries, clock, settings }
     }
 
-    /// Delivers until `shutdown` is cancelled; a round in progress is finished first.
+    /// Delivers until `shutdown` is cancelled. Deliveries run side by side and each outcome is
+    /// recorded as it comes, so one recipient that hangs holds up nobody else's posts. On shutdown
+    /// the deliveries in flight are finished and recorded (each is bounded by its platform client's
+    /// timeout): an answer pending at shutdown is not turned into a retry.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener = self.listen().await;
+        let mut in_flight: JoinSet<Attempted> = JoinSet::new();
+        let most = usize::try_from(self.settings.batch).unwrap_or(100).max(1);
         while !shutdown.is_cancelled() {
-            let busy = match self.run_once().await {
-                Ok(round) => round.claimed as i64 >= self.settings.batch,
-                Err(error) => {
-                    tracing::error!(%error, "the outbox sender could not finish a round");
-                    false
+            let room = most.saturating_sub(in_flight.len());
+            let mut more_due = false;
+            if room > 0 {
+                match self.claim(room as i64).await {
+                    Ok(claimed) => {
+                        more_due = claimed.len() == room;
+                        for message in claimed {
+                            in_flight.spawn(self.clone().attempt(message));
+                        }
+                    }
+                    Err(error) => tracing::error!(%error, "the outbox sender could not claim posts"),
                 }
-            };
-            if busy {
+            }
+            if more_due && in_flight.len() < most {
                 continue;
             }
             let rest = self.rest().await;
@@ -157,10 +212,16 @@ impl Sender {
             };
             tokio::select! {
                 _ = shutdown.cancelled() => {}
+                Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    self.record_finished(joined, &mut in_flight, &mut Round::default()).await;
+                }
                 _ = self.store.posts_queued() => {}
                 _ = notified => {}
                 _ = tokio::time::sleep(rest) => {}
             }
+        }
+        while let Some(joined) = in_flight.join_next().await {
+            self.record_finished(joined, &mut in_flight, &mut Round::default()).await;
         }
     }
 
@@ -199,63 +260,121 @@ impl Sender {
         }
     }
 
-    /// One round: reconcile stale posts, claim due ones, deliver them concurrently, record outcomes.
+    /// One round, start to finish: reconcile stale posts, claim due ones, deliver them side by side
+    /// and record each outcome as it comes. For tests and benchmarks, which want a round to be over
+    /// when this returns; [`Sender::run`] does the same without waiting for the slowest.
     pub async fn run_once(&self) -> Result<Round, StoreError> {
         let mut round = Round::default();
-        self.reconcile(&mut round).await?;
-        let now = self.clock.now();
-        let claimed = {
-            let mut tx = self.store.begin().await?;
-            // One pace for all: every platform nudge speaks allows about one post a second per channel.
-            let pace = self.deliveries.values().map(|d| d.pace()).max().unwrap_or(Duration::from_secs(1));
-            let claimed = tx.claim_due_messages(now, chrono_duration(pace), self.settings.batch).await?;
-            tx.commit().await?;
-            claimed
-        };
+        let claimed = self.claim_counting(self.settings.batch, &mut round).await?;
         round.claimed = claimed.len();
-        // Each claimed post goes to a different recipient, so they can all go at once.
-        let mut deliveries = JoinSet::new();
+        let mut in_flight = JoinSet::new();
         for message in claimed {
-            let delivery = self.deliveries.get(message.platform.as_str()).cloned();
-            deliveries.spawn(async move {
-                let result = match delivery {
-                    Some(delivery) => delivery.deliver(&message).await,
-                    None => Err(not_configured(&message)),
-                };
-                (message, result)
-            });
+            in_flight.spawn(self.clone().attempt(message));
         }
-        let mut outcomes = Vec::with_capacity(round.claimed);
-        while let Some(joined) = deliveries.join_next().await {
-            // A delivery that panicked stays "sending" and is reconciled later.
-            if let Ok(outcome) = joined {
-                outcomes.push(outcome);
-            }
+        while let Some(joined) = in_flight.join_next().await {
+            self.record_finished(joined, &mut in_flight, &mut round).await;
         }
-        if outcomes.is_empty() {
-            return Ok(round);
-        }
-        // One transaction records the round; if it fails, the posts stay "sending" and are
-        // reconciled with the platform later, never posted blindly again.
+        Ok(round)
+    }
+
+    async fn claim(&self, limit: i64) -> Result<Vec<OutboundMessage>, StoreError> {
+        self.claim_counting(limit, &mut Round::default()).await
+    }
+
+    /// Reconciles stale posts, then claims up to `limit` due posts, one per recipient, none for a
+    /// recipient with a post still in flight (so a channel's posts keep their order).
+    async fn claim_counting(&self, limit: i64, round: &mut Round) -> Result<Vec<OutboundMessage>, StoreError> {
+        self.reconcile(round).await?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
-        let delivered: Vec<(OutboundId, String)> =
-            outcomes.iter().filter_map(|(message, result)| Some((message.id, result.as_ref().ok()?.clone()))).collect();
-        tx.messages_delivered(&delivered, now).await?;
-        round.delivered = delivered.len();
-        for (message, _) in outcomes.iter().filter(|(_, result)| result.is_ok()) {
-            // Invited again: the next refusal is news.
-            if let (Recipient::Channel(channel), Some(_)) = (message.recipient, message.channel_unreachable_since) {
-                tx.mark_channel_reachable(message.workspace_id, channel).await?;
+        // One pace for all: every platform nudge speaks allows about one post a second per channel.
+        let pace = self.deliveries.values().map(|d| d.pace()).max().unwrap_or(Duration::from_secs(1));
+        let claimed = tx.claim_due_messages(now, chrono_duration(pace), limit).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// One claimed post on its platform. A post whose earlier answer was lost is looked for first,
+    /// and posted only when it is not there.
+    async fn attempt(self, message: OutboundMessage) -> Attempted {
+        let Some(delivery) = self.deliveries.get(message.platform.as_str()).cloned() else {
+            let error = not_configured(&message);
+            return (message, Attempt::Failed(error));
+        };
+        if let Some(attempted_at) = message.unknown_outcome_at {
+            match delivery.find_delivered(&message, attempted_at).await {
+                Ok(Some(platform_id)) => return (message, Attempt::Posted { platform_id, found: true }),
+                Ok(None) => {}
+                Err(mut error) => {
+                    // Still unknown: looked up again later, never posted blindly.
+                    error.may_have_landed = true;
+                    return (message, Attempt::Failed(error));
+                }
             }
         }
-        for (message, result) in &outcomes {
-            if let Err(error) = result {
-                self.record_failure(&mut tx, message, error, now, &mut round).await?;
+        let outcome = match delivery.deliver(&message).await {
+            Ok(platform_id) => Attempt::Posted { platform_id, found: false },
+            Err(error) => Attempt::Failed(error),
+        };
+        (message, outcome)
+    }
+
+    /// Records a finished delivery and any others already finished, in one transaction. A
+    /// transaction that fails leaves its posts "sending", to be reconciled with the platform later,
+    /// never posted blindly again.
+    async fn record_finished(
+        &self,
+        first: Result<Attempted, tokio::task::JoinError>,
+        in_flight: &mut JoinSet<Attempted>,
+        round: &mut Round,
+    ) {
+        let mut finished = Vec::new();
+        // A delivery that panicked stays "sending" and is reconciled later.
+        finished.extend(first.ok());
+        while let Some(joined) = in_flight.try_join_next() {
+            finished.extend(joined.ok());
+        }
+        if finished.is_empty() {
+            return;
+        }
+        if let Err(error) = self.record(&finished, round).await {
+            tracing::error!(%error, posts = finished.len(), "could not record deliveries; they are reconciled later");
+        }
+    }
+
+    async fn record(&self, finished: &[Attempted], round: &mut Round) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        let mut counted = Round::default();
+        let delivered: Vec<(OutboundId, String)> = finished
+            .iter()
+            .filter_map(|(message, outcome)| match outcome {
+                Attempt::Posted { platform_id, .. } => Some((message.id, platform_id.clone())),
+                Attempt::Failed(_) => None,
+            })
+            .collect();
+        tx.messages_delivered(&delivered, now).await?;
+        for (message, outcome) in finished {
+            match outcome {
+                Attempt::Posted { found, .. } => {
+                    if *found {
+                        counted.reconciled += 1;
+                    } else {
+                        counted.delivered += 1;
+                    }
+                    // Invited again: the next refusal is news.
+                    if let (Recipient::Channel(channel), Some(_)) =
+                        (message.recipient, message.channel_unreachable_since)
+                    {
+                        tx.mark_channel_reachable(message.workspace_id, channel).await?;
+                    }
+                }
+                Attempt::Failed(error) => self.record_failure(&mut tx, message, error, now, &mut counted).await?,
             }
         }
         tx.commit().await?;
-        Ok(round)
+        round.add(counted);
+        Ok(())
     }
 
     async fn record_failure(
@@ -278,13 +397,25 @@ impl Sender {
             round.waiting += 1;
             return Ok(());
         }
-        if error.retryable && !self.gives_up(message, now) {
-            let wait = error.retry_after.unwrap_or_else(|| self.backoff(message.attempts));
+        if let Some(wait) = error.retry_after {
+            // A 429 is about this recipient: hold its other posts too, and nobody else's. It is
+            // not a failed attempt, so however long the limit lasts, the post is delayed, not lost.
             let retry_at = now + chrono_duration(wait);
-            if error.retry_after.is_some() {
-                // A 429 is about this recipient: hold its other posts too, and nobody else's.
-                tx.delay_recipient(message.workspace_id, message.recipient, retry_at).await?;
-            }
+            tx.delay_recipient(message.workspace_id, message.recipient, retry_at).await?;
+            tx.message_rate_limited(message.id, &error.message, retry_at).await?;
+            round.retrying += 1;
+            return Ok(());
+        }
+        if error.may_have_landed && !self.gives_up(message, now) {
+            // Posting again now could post twice: the next attempt first looks for this one.
+            let attempted_at = message.unknown_outcome_at.or(message.claimed_at).unwrap_or(now);
+            let look_up_at = now + chrono_duration(self.backoff(message.attempts));
+            tx.message_outcome_unknown(message.id, &error.message, attempted_at, look_up_at).await?;
+            round.retrying += 1;
+            return Ok(());
+        }
+        if error.retryable && !error.may_have_landed && !self.gives_up(message, now) {
+            let retry_at = now + chrono_duration(self.backoff(message.attempts));
             tx.message_failed(message.id, &error.message, Some(retry_at)).await?;
             round.retrying += 1;
             return Ok(());
@@ -347,7 +478,7 @@ impl Sender {
         };
         for message in stale {
             let found = match self.deliveries.get(message.platform.as_str()) {
-                Some(delivery) => delivery.find_delivered(&message).await,
+                Some(delivery) => delivery.find_delivered(&message, message.claimed_at.unwrap_or(now)).await,
                 None => Err(not_configured(&message)),
             };
             let mut tx = self.store.begin().await?;

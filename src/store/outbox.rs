@@ -7,7 +7,7 @@ use super::*;
 /// The columns of a post as the sender sees it, with its recipient's platform id.
 const OUTBOX_COLUMNS: &str = "o.id, o.workspace_id, o.platform, o.channel_id, o.member_id, \
      COALESCE(m.external_id, c.external_id, '') AS address, o.idempotency_key, o.message, o.attempts, \
-     o.first_attempt_at, o.created_at, c.unreachable_since AS channel_unreachable_since \
+     o.first_attempt_at, o.claimed_at, o.unknown_outcome_at, o.created_at, c.unreachable_since AS channel_unreachable_since \
      FROM outbound_messages o LEFT JOIN channels c ON c.id = o.channel_id LEFT JOIN members m ON m.id = o.member_id";
 
 impl Tx {
@@ -90,9 +90,12 @@ impl Tx {
     ) -> Result<Vec<OutboundMessage>, StoreError> {
         const PG_CLAIM: &str = "WITH due AS (SELECT workspace_id, recipient, MIN(id) AS id FROM outbound_messages \
              WHERE status = 'pending' AND next_attempt_at <= $1 GROUP BY workspace_id, recipient), \
+             busy AS (SELECT DISTINCT workspace_id, recipient FROM outbound_messages WHERE status = 'sending'), \
              paced AS (SELECT due.id, p.workspace_id, p.recipient FROM delivery_pacing p \
              JOIN due ON due.workspace_id = p.workspace_id AND due.recipient = p.recipient \
-             WHERE p.next_allowed_at <= $1 ORDER BY due.id LIMIT $2 FOR UPDATE OF p SKIP LOCKED), \
+             WHERE p.next_allowed_at <= $1 AND NOT EXISTS (SELECT 1 FROM busy \
+             WHERE busy.workspace_id = due.workspace_id AND busy.recipient = due.recipient) \
+             ORDER BY due.id LIMIT $2 FOR UPDATE OF p SKIP LOCKED), \
              moved AS (UPDATE delivery_pacing p SET next_allowed_at = $3 FROM paced \
              WHERE p.workspace_id = paced.workspace_id AND p.recipient = paced.recipient), \
              claimed AS (UPDATE outbound_messages o SET status = 'sending', attempts = attempts + 1, claimed_at = $1, \
@@ -100,12 +103,14 @@ impl Tx {
              FROM paced WHERE o.id = paced.id AND o.status = 'pending' RETURNING o.*) \
              SELECT o.id, o.workspace_id, o.platform, o.channel_id, o.member_id, \
              COALESCE(m.external_id, c.external_id, '') AS address, o.idempotency_key, o.message, o.attempts, \
-             o.first_attempt_at, o.created_at, c.unreachable_since AS channel_unreachable_since \
-             FROM claimed o LEFT JOIN channels c ON c.id = o.channel_id \
+             o.first_attempt_at, o.claimed_at, o.unknown_outcome_at, o.created_at, \
+             c.unreachable_since AS channel_unreachable_since FROM claimed o LEFT JOIN channels c ON c.id = o.channel_id \
              LEFT JOIN members m ON m.id = o.member_id ORDER BY o.id";
         const SQLITE_DUE: &str = "SELECT MIN(o.id) FROM outbound_messages o JOIN delivery_pacing p \
              ON p.workspace_id = o.workspace_id AND p.recipient = o.recipient \
              WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND p.next_allowed_at <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM outbound_messages s WHERE s.status = 'sending' \
+             AND s.workspace_id = o.workspace_id AND s.recipient = o.recipient) \
              GROUP BY o.workspace_id, o.recipient ORDER BY MIN(o.id) LIMIT $2";
         let rows: Vec<OutboxRow> = on_conn!(write self, |c, pg| {
             if pg {
@@ -182,12 +187,59 @@ impl Tx {
         on_conn!(write self, |c, pg| {
             sqlx::query(
                 "UPDATE outbound_messages SET status = $2, last_error = $3, \
-                 next_attempt_at = COALESCE($4, next_attempt_at) WHERE id = $1",
+                 next_attempt_at = COALESCE($4, next_attempt_at), unknown_outcome_at = NULL WHERE id = $1",
             )
             .bind(id.0)
             .bind(status)
             .bind(error)
             .bind(next)
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Records an attempt whose answer was lost (a timeout, a reset, a 5xx): the post may have landed,
+    /// so it is pending again at `look_up_at`, and the sender looks for it on the platform, around
+    /// `attempted_at`, before it posts again.
+    pub async fn message_outcome_unknown(
+        &mut self,
+        id: OutboundId,
+        error: &str,
+        attempted_at: DateTime<Utc>,
+        look_up_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_conn!(write self, |c, pg| {
+            sqlx::query(
+                "UPDATE outbound_messages SET status = 'pending', last_error = $2, next_attempt_at = $3, \
+                 unknown_outcome_at = $4 WHERE id = $1",
+            )
+            .bind(id.0)
+            .bind(error)
+            .bind(to_millis(look_up_at))
+            .bind(to_millis(attempted_at))
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Records an attempt the platform refused with a rate limit: pending again at `retry_at`, and
+    /// the attempt does not count, so sustained limits delay a post but never kill it.
+    pub async fn message_rate_limited(
+        &mut self,
+        id: OutboundId,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_conn!(write self, |c, pg| {
+            sqlx::query(
+                "UPDATE outbound_messages SET status = 'pending', last_error = $2, next_attempt_at = $3, \
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE id = $1",
+            )
+            .bind(id.0)
+            .bind(error)
+            .bind(to_millis(retry_at))
             .execute(&mut *c)
             .await?;
         });

@@ -50,6 +50,11 @@ pub struct OutboundMessage {
     pub attempts: u32,
     /// When the attempts counted so far began: a post is given up only once this is long enough ago.
     pub first_attempt_at: Option<DateTime<Utc>>,
+    /// When the latest attempt began (for a post left "sending", the attempt whose outcome is unknown).
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// When an earlier attempt whose answer was lost began: the post is looked up on the platform
+    /// around then before it is posted again.
+    pub unknown_outcome_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     /// Since when the post's channel has refused nudge (not invited), when it has.
     pub channel_unreachable_since: Option<DateTime<Utc>>,
@@ -67,6 +72,8 @@ pub(super) struct OutboxRow {
     message: String,
     attempts: i32,
     first_attempt_at: Option<i64>,
+    claimed_at: Option<i64>,
+    unknown_outcome_at: Option<i64>,
     created_at: i64,
     channel_unreachable_since: Option<i64>,
 }
@@ -91,6 +98,8 @@ impl OutboxRow {
             message,
             attempts: self.attempts.max(0) as u32,
             first_attempt_at: self.first_attempt_at.map(from_millis),
+            claimed_at: self.claimed_at.map(from_millis),
+            unknown_outcome_at: self.unknown_outcome_at.map(from_millis),
             created_at: from_millis(self.created_at),
             channel_unreachable_since: self.channel_unreachable_since.map(from_millis),
         })

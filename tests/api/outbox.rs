@@ -72,6 +72,18 @@ impl OutboxTest {
             .await;
     }
 
+    /// conversations.history finds none of nudge's posts: a post whose answer was lost (a 5xx, a
+    /// timeout) did not land, and is posted again.
+    async fn slack_history_is_empty(&self) {
+        Mock::given(method("POST"))
+            .and(path("/api/conversations.history"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"ok": true, "messages": [], "has_more": false})),
+            )
+            .mount(&self.slack)
+            .await;
+    }
+
     /// Queues a post to a channel (known to nudge from then on) by its Slack id.
     async fn queue(&self, channel: &str, key: &str, text: &str) -> bool {
         let mut tx = self.store.begin().await.unwrap();
@@ -268,6 +280,7 @@ async fn one_channel_gets_at_most_one_post_a_second() {
 
 async fn failures_are_retried_and_a_post_that_keeps_failing_is_dead_and_reported(backend: Backend) {
     let t = OutboxTest::start(backend, quick_retries()).await;
+    t.slack_history_is_empty().await;
     // C500 always fails; CFLAKY fails once, then works.
     Mock::given(method("POST"))
         .and(path("/api/chat.postMessage"))
@@ -401,6 +414,7 @@ async fn a_post_failing_with_5xx_is_retried_with_growing_jittered_waits_for_an_h
     let settings = SenderSettings::default();
     let t = OutboxTest::start(backend, settings.clone()).await;
     t.slack_fails_posts_to("CDOWN", 503).await;
+    t.slack_history_is_empty().await;
     t.queue("CDOWN", "checkin:CDOWN", "Weekly check-in").await;
     let first_attempt = t.clock.now();
 
@@ -610,4 +624,250 @@ async fn postgres_a_post_whose_outcome_cannot_be_looked_up_yet_is_looked_up_agai
 #[tokio::test]
 async fn sqlite_a_post_whose_outcome_cannot_be_looked_up_yet_is_looked_up_again_only_once_stale_again() {
     a_post_whose_outcome_cannot_be_looked_up_yet_is_looked_up_again_only_once_stale_again(Backend::Sqlite).await;
+}
+
+/// Slack's chat.postMessage that posts (the message lands in the channel) and then loses its
+/// answer: a 502, or an answer slower than nudge waits for.
+struct LandsThenFails {
+    channel: Arc<std::sync::Mutex<Vec<Value>>>,
+    answer: fn() -> ResponseTemplate,
+}
+
+impl wiremock::Respond for LandsThenFails {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let mut body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let mut channel = self.channel.lock().unwrap();
+        body["ts"] = json!(format!("1764000000.{:06}", channel.len() + 1));
+        channel.push(body);
+        (self.answer)()
+    }
+}
+
+/// conversations.history over what landed: each message with its metadata, newest first, a page
+/// of `limit` at a time with Slack's cursor.
+struct History {
+    channel: Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl wiremock::Respond for History {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let form: HashMap<String, String> = serde_urlencoded::from_bytes(&request.body).unwrap_or_default();
+        let limit: usize = form.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
+        let start: usize = form.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+        let landed: Vec<Value> = self.channel.lock().unwrap().iter().rev().cloned().collect();
+        let page: Vec<Value> = landed
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|m| json!({"type": "message", "ts": m["ts"], "text": m["text"], "metadata": m["metadata"]}))
+            .collect();
+        let more = start + limit < landed.len();
+        ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "messages": page, "has_more": more,
+            "response_metadata": {"next_cursor": if more { (start + limit).to_string() } else { String::new() }}
+        }))
+    }
+}
+
+impl OutboxTest {
+    /// Posts to `channel` land and then fail with `answer`; history shows what landed.
+    async fn posts_land_then_fail(&self, channel: &str, answer: fn() -> ResponseTemplate) {
+        let landed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        Mock::given(method("POST"))
+            .and(path("/api/chat.postMessage"))
+            .and(body_partial_json(json!({"channel": channel})))
+            .respond_with(LandsThenFails { channel: landed.clone(), answer })
+            .with_priority(1)
+            .mount(&self.slack)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/api/conversations.history"))
+            .respond_with(History { channel: landed.clone() })
+            .mount(&self.slack)
+            .await;
+    }
+}
+
+/// A post whose answer is lost after it landed (a 502, a timeout) used to be posted again: 120 rows
+/// became 141 posts. Now the next attempt looks it up first, in the history around the attempt, and
+/// finds it there.
+async fn a_post_whose_answer_is_lost_is_looked_up_and_not_posted_again(
+    backend: Backend,
+    answer: fn() -> ResponseTemplate,
+) {
+    let t = OutboxTest::start(backend, SenderSettings::default()).await;
+    t.posts_land_then_fail("CLOST", answer).await;
+    t.slack_accepts_posts().await;
+    t.queue("CLOST", "checkin:CLOST", "Weekly check-in").await;
+
+    let first = t.sender.run_once().await.unwrap();
+    assert_eq!((first.delivered, first.retrying), (0, 1), "the answer was lost: not known as delivered");
+    let next = t.next_delivery_at().await.expect("looked up again later");
+    t.clock.set(next);
+    let second = t.sender.run_once().await.unwrap();
+    assert_eq!(second.reconciled, 1, "found on Slack by the id it carries");
+    assert_eq!(t.posts_to("CLOST").await.len(), 1, "posted once");
+    let report = t.report().await;
+    assert_eq!((report.sent, report.pending, report.dead), (1, 0, 0));
+
+    let history = t.slack.received_requests().await.unwrap();
+    let lookup = history.iter().find(|r| r.url.path() == "/api/conversations.history").expect("a look-up");
+    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&lookup.body).unwrap();
+    let oldest: f64 = form["oldest"].parse().unwrap();
+    let latest: f64 = form["latest"].parse().unwrap();
+    assert!(latest - oldest <= 60.0, "a window of seconds around the attempt, not the channel's newest: {form:?}");
+}
+
+#[tokio::test]
+async fn postgres_a_post_answered_502_after_it_landed_is_not_posted_again() {
+    a_post_whose_answer_is_lost_is_looked_up_and_not_posted_again(Backend::Postgres, || ResponseTemplate::new(502))
+        .await;
+}
+
+#[tokio::test]
+async fn sqlite_a_post_answered_502_after_it_landed_is_not_posted_again() {
+    a_post_whose_answer_is_lost_is_looked_up_and_not_posted_again(Backend::Sqlite, || ResponseTemplate::new(502)).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_post_whose_answer_timed_out_after_it_landed_is_not_posted_again() {
+    // Slower than the 10 s nudge waits for Slack's answer.
+    a_post_whose_answer_is_lost_is_looked_up_and_not_posted_again(Backend::Sqlite, || {
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(11))
+    })
+    .await;
+}
+
+/// The look-up reads the seconds around the attempt page by page, so a post is found however many
+/// newer messages the channel has (the newest 200 used to be all it read).
+async fn a_lost_post_is_found_behind_many_newer_messages(backend: Backend) {
+    let t = OutboxTest::start(backend, SenderSettings::default()).await;
+    let landed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .and(body_partial_json(json!({"channel": "CBUSY"})))
+        .respond_with(LandsThenFails { channel: landed.clone(), answer: || ResponseTemplate::new(503) })
+        .with_priority(1)
+        .mount(&t.slack)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/conversations.history"))
+        .respond_with(History { channel: landed.clone() })
+        .mount(&t.slack)
+        .await;
+    t.queue("CBUSY", "checkin:CBUSY", "Weekly check-in").await;
+    t.sender.run_once().await.unwrap();
+    // The team talks: 250 newer messages within the same minute.
+    for n in 0..250 {
+        landed.lock().unwrap().push(json!({"ts": format!("1764000001.{n:06}"), "text": format!("chat {n}")}));
+    }
+    t.clock.set(t.next_delivery_at().await.unwrap());
+    let round = t.sender.run_once().await.unwrap();
+    assert_eq!(round.reconciled, 1, "found behind 250 newer messages");
+    let posts = t.posts_to("CBUSY").await;
+    assert_eq!(posts.len(), 1, "posted once");
+    let pages = t.slack.received_requests().await.unwrap();
+    let pages: Vec<_> = pages.iter().filter(|r| r.url.path() == "/api/conversations.history").collect();
+    assert!(pages.len() > 1, "read page by page");
+    assert!(pages.iter().all(|r| String::from_utf8_lossy(&r.body).contains("limit=15")), "15 a page");
+}
+
+#[tokio::test]
+async fn postgres_a_lost_post_is_found_behind_many_newer_messages() {
+    a_lost_post_is_found_behind_many_newer_messages(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_lost_post_is_found_behind_many_newer_messages() {
+    a_lost_post_is_found_behind_many_newer_messages(Backend::Sqlite).await;
+}
+
+/// 429s used to count as failed attempts, so a few of them killed a post. Now they delay it (and
+/// its channel) by Retry-After, however many there are, and it goes out when the limit lifts.
+async fn rate_limits_delay_a_post_but_never_kill_it(backend: Backend) {
+    let t = OutboxTest::start(backend, quick_retries()).await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .and(body_partial_json(json!({"channel": "CLIMITED"})))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "2"))
+        .up_to_n_times(10)
+        .with_priority(1)
+        .mount(&t.slack)
+        .await;
+    t.slack_accepts_posts().await;
+    t.queue("CLIMITED", "target_hit:E-1", "E-1 hit its target").await;
+    for n in 0..10 {
+        let round = t.sender.run_once().await.unwrap();
+        assert_eq!((round.retrying, round.dead), (1, 0), "429 number {}", n + 1);
+        let next = t.next_delivery_at().await.expect("still queued");
+        assert!(next - t.clock.now() >= Span::seconds(2), "held for Retry-After");
+        t.clock.set(next);
+    }
+    assert_eq!(t.sender.run_once().await.unwrap().delivered, 1);
+    assert_eq!(t.report().await.dead, 0);
+}
+
+#[tokio::test]
+async fn postgres_rate_limits_delay_a_post_but_never_kill_it() {
+    rate_limits_delay_a_post_but_never_kill_it(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_rate_limits_delay_a_post_but_never_kill_it() {
+    rate_limits_delay_a_post_but_never_kill_it(Backend::Sqlite).await;
+}
+
+/// With one channel hanging, the others' posts used to wait for it (a round waited for all its
+/// deliveries). Now each outcome is recorded as it comes; and a stop while the slow answer is
+/// pending waits for it, so the post is recorded as sent, not retried.
+async fn one_hanging_channel_holds_up_nobody_else(backend: Backend) {
+    let t = OutboxTest::start(backend, SenderSettings::default()).await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .and(body_partial_json(json!({"channel": "CSLOW"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "channel": "CSLOW", "ts": "1764000000.000900", "message": {}}))
+                .set_delay(Duration::from_secs(6)),
+        )
+        .with_priority(1)
+        .mount(&t.slack)
+        .await;
+    t.slack_accepts_posts().await;
+    t.queue("CSLOW", "slow", "to the slow channel").await;
+    for n in 0..10 {
+        t.queue(&format!("C{n:02}"), &format!("healthy-{n}"), "to a healthy channel").await;
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let sender = Sender::new(t.store.clone(), deliveries(&t.delivery), t.clock.clone(), SenderSettings::default());
+    let running = tokio::spawn(sender.run(shutdown.clone()));
+    let healthy_sent = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let report = t.report().await;
+            if report.sent >= 10 {
+                return report;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the healthy channels' posts are recorded while the slow one hangs");
+    assert_eq!(healthy_sent.sent, 10);
+    assert_eq!(healthy_sent.sending, 1, "the slow channel's post is still on its way");
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(15), running).await.expect("the sender stops").unwrap();
+    let report = t.report().await;
+    assert_eq!((report.sent, report.sending, report.pending), (11, 0, 0), "the pending answer was waited for");
+    assert_eq!(t.posts_to("CSLOW").await.len(), 1);
+}
+
+#[tokio::test]
+async fn postgres_one_hanging_channel_holds_up_nobody_else() {
+    one_hanging_channel_holds_up_nobody_else(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_one_hanging_channel_holds_up_nobody_else() {
+    one_hanging_channel_holds_up_nobody_else(Backend::Sqlite).await;
 }

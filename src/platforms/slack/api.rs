@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Used when a 429 carries no usable `Retry-After`; Slack always sends one, proxies may not.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// A longer wait than this is more likely a broken header than a real instruction.
@@ -40,6 +40,10 @@ const NOT_IN_CHANNEL: &str = "not_in_channel";
 /// Slack errors that describe a passing condition on Slack's side rather than a bad request.
 const RETRYABLE_SLACK_ERRORS: &[&str] =
     &["ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"];
+
+/// Errors after which Slack may have done part of the work ("it's possible some aspect of the
+/// operation succeeded before the error was raised").
+const MAYBE_DONE_SLACK_ERRORS: &[&str] = &["internal_error", "fatal_error", "request_timeout"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SlackApiError {
@@ -78,6 +82,18 @@ impl SlackApiError {
             Self::Http { status, .. } => *status >= 500,
             // A builder error (a malformed URL) fails the same way every time.
             Self::Transport { source, .. } => !source.is_builder(),
+        }
+    }
+
+    /// Whether the request may have done its work although the answer says otherwise: a timeout
+    /// or a connection lost after the request was sent, a 5xx, or an error Slack documents as
+    /// possibly partial. A connection that was never made cannot have posted anything.
+    pub fn may_have_landed(&self) -> bool {
+        match self {
+            Self::Api { error, .. } => MAYBE_DONE_SLACK_ERRORS.contains(&error.as_str()),
+            Self::RateLimited { .. } => false,
+            Self::Http { status, .. } => *status >= 500,
+            Self::Transport { source, .. } => !source.is_connect() && !source.is_builder(),
         }
     }
 
@@ -134,6 +150,21 @@ pub struct OAuthAccess {
     pub is_enterprise_install: bool,
     pub refresh_token: Option<SecretString>,
     pub expires_in: Option<u64>,
+}
+
+/// Which stretch of a channel's history to read: Slack timestamps (`"1764000000.000000"`), both
+/// ends included, a page at a time.
+pub struct HistoryWindow<'a> {
+    pub oldest: &'a str,
+    pub latest: &'a str,
+    pub limit: u32,
+    pub cursor: Option<&'a str>,
+}
+
+/// One page of `conversations.history`, and the cursor of the next when there is one.
+pub struct HistoryPage {
+    pub messages: Vec<HistoryMessage>,
+    pub next_cursor: Option<String>,
 }
 
 /// One message from `conversations.history`: its timestamp and the metadata it carries, if any.
@@ -336,25 +367,41 @@ impl SlackClient {
         &self,
         token: &SecretString,
         channel: &str,
-        oldest: &str,
-        limit: u32,
-    ) -> Result<Vec<HistoryMessage>, SlackApiError> {
+        window: &HistoryWindow<'_>,
+    ) -> Result<HistoryPage, SlackApiError> {
         const METHOD: &str = "conversations.history";
-        let limit = limit.to_string();
-        let request = self.http.post(self.method_url(METHOD)).header(AUTHORIZATION, bearer(METHOD, token)?).form(&[
+        let limit = window.limit.to_string();
+        let mut form = vec![
             ("channel", channel),
-            ("oldest", oldest),
+            ("oldest", window.oldest),
+            ("latest", window.latest),
+            ("inclusive", "true"),
             ("limit", limit.as_str()),
             ("include_all_metadata", "true"),
-        ]);
+        ];
+        if let Some(cursor) = window.cursor {
+            form.push(("cursor", cursor));
+        }
+        let request = self.http.post(self.method_url(METHOD)).header(AUTHORIZATION, bearer(METHOD, token)?).form(&form);
         let answer = self.send(METHOD, request).await?;
 
+        #[derive(Deserialize)]
+        struct Metadata {
+            #[serde(default)]
+            next_cursor: String,
+        }
         #[derive(Deserialize)]
         struct Answer {
             #[serde(default)]
             messages: Vec<HistoryMessage>,
+            #[serde(default)]
+            has_more: bool,
+            response_metadata: Option<Metadata>,
         }
-        Ok(decode::<Answer>(METHOD, answer)?.messages)
+        let answer = decode::<Answer>(METHOD, answer)?;
+        let next_cursor =
+            answer.response_metadata.map(|m| m.next_cursor).filter(|cursor| answer.has_more && !cursor.is_empty());
+        Ok(HistoryPage { messages: answer.messages, next_cursor })
     }
 
     /// Answers a slash command later through its `response_url` (up to 5 times in 30 minutes).

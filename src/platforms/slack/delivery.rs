@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::Slack;
-use super::api::{MessageMetadata, SlackApiError};
+use super::api::{self, HistoryWindow, MessageMetadata, SlackApiError};
 use super::render;
 use crate::outbox::{Delivery, DeliveryError, DeliveryFuture};
 use crate::store::{OutboundMessage, Store, WorkspaceId};
@@ -61,8 +62,26 @@ fn delivery_error(error: SlackApiError) -> DeliveryError {
         retryable: error.is_retryable(),
         retry_after: error.retry_after(),
         unreachable: error.is_not_in_channel(),
+        may_have_landed: error.may_have_landed(),
         message: error.to_string(),
     }
+}
+
+/// How far before an attempt began its post may carry Slack's timestamp (clocks differ a little).
+const WINDOW_BEFORE: chrono::Duration = chrono::Duration::seconds(5);
+/// Messages per history call: the most Slack allows apps outside its Marketplace.
+const HISTORY_PAGE: u32 = 15;
+const MAX_HISTORY_PAGES: usize = 20;
+
+/// How long after an attempt began its post may have landed: until its request timed out, and a
+/// little more for the clocks.
+fn window_after() -> chrono::Duration {
+    chrono::Duration::from_std(api::CONNECT_TIMEOUT + api::REQUEST_TIMEOUT).unwrap_or_default() + WINDOW_BEFORE
+}
+
+/// A Slack timestamp ("seconds.micros") for an instant.
+fn slack_ts(at: DateTime<Utc>) -> String {
+    format!("{}.{:06}", at.timestamp(), at.timestamp_subsec_micros())
 }
 
 impl Delivery for SlackDelivery {
@@ -70,8 +89,12 @@ impl Delivery for SlackDelivery {
         Box::pin(self.post(message))
     }
 
-    fn find_delivered<'a>(&'a self, message: &'a OutboundMessage) -> DeliveryFuture<'a, Option<String>> {
-        Box::pin(self.find(message))
+    fn find_delivered<'a>(
+        &'a self,
+        message: &'a OutboundMessage,
+        attempted_at: DateTime<Utc>,
+    ) -> DeliveryFuture<'a, Option<String>> {
+        Box::pin(self.find(message, attempted_at))
     }
 }
 
@@ -90,19 +113,42 @@ impl SlackDelivery {
             .map_err(delivery_error)
     }
 
-    async fn find(&self, message: &OutboundMessage) -> Result<Option<String>, DeliveryError> {
+    /// Reads the channel's history over the few seconds in which the attempt could have posted
+    /// (from a little before it began until its request had certainly timed out), page by page, and
+    /// looks for the outbox id the post carries. The window stays small however busy the channel
+    /// is, so the post is found behind any number of newer messages, and the pages stay within the
+    /// history limits Slack sets for apps outside its Marketplace (15 messages a call).
+    async fn find(
+        &self,
+        message: &OutboundMessage,
+        attempted_at: DateTime<Utc>,
+    ) -> Result<Option<String>, DeliveryError> {
         let token = self.token(message).await?;
-        // A second before the row was made, so clock skew cannot hide the post.
-        let oldest = format!("{}.000000", message.created_at.timestamp() - 1);
-        let history =
-            self.slack.client.channel_history(&token, &message.address, &oldest, 200).await.map_err(delivery_error)?;
-        Ok(history
-            .into_iter()
-            .find(|posted| {
+        let oldest = slack_ts(attempted_at - WINDOW_BEFORE);
+        let latest = slack_ts(attempted_at + window_after());
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_HISTORY_PAGES {
+            let window =
+                HistoryWindow { oldest: &oldest, latest: &latest, limit: HISTORY_PAGE, cursor: cursor.as_deref() };
+            let page =
+                self.slack.client.channel_history(&token, &message.address, &window).await.map_err(delivery_error)?;
+            let found = page.messages.into_iter().find(|posted| {
                 posted.metadata.as_ref().is_some_and(|m| {
                     m.event_type == OUTBOX_EVENT && m.event_payload["outbox_id"].as_i64() == Some(message.id.0)
                 })
-            })
-            .map(|posted| posted.ts))
+            });
+            if let Some(posted) = found {
+                return Ok(Some(posted.ts));
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(None),
+            }
+        }
+        // More messages in a minute than any team writes: say so rather than guess.
+        Err(DeliveryError::temporary(format!(
+            "more than {} messages around the attempt; the post is looked up again later",
+            MAX_HISTORY_PAGES * HISTORY_PAGE as usize
+        )))
     }
 }
