@@ -41,6 +41,9 @@ const NOT_IN_CHANNEL: &str = "not_in_channel";
 const RETRYABLE_SLACK_ERRORS: &[&str] =
     &["ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"];
 
+/// Where Slack's `response_url`s point.
+const SLACK_HOOKS_HOST: &str = "hooks.slack.com";
+
 /// Errors after which Slack may have done part of the work ("it's possible some aspect of the
 /// operation succeeded before the error was raised").
 const MAYBE_DONE_SLACK_ERRORS: &[&str] = &["internal_error", "fatal_error", "request_timeout"];
@@ -408,6 +411,11 @@ impl SlackClient {
     /// The URL is itself a credential, so it is kept out of errors.
     pub async fn post_to_response_url(&self, url: &str, message: &Value) -> Result<(), SlackApiError> {
         const METHOD: &str = "response_url";
+        if !self.is_slack_response_url(url) {
+            // A signed request could still carry any URL; nudge posts only where Slack listens.
+            tracing::warn!("a response_url outside Slack's hooks host was not used");
+            return Err(api_error(METHOD, "response_url_not_slack"));
+        }
         let request = self.http.post(url).header(CONTENT_TYPE, JSON_UTF8).body(message.to_string());
         // Slack answers a plain-text body here, not the API's JSON envelope; the status is the result.
         let result = match request.send().await {
@@ -416,6 +424,15 @@ impl SlackClient {
         };
         log_outcome(METHOD, &result);
         result
+    }
+
+    /// Slack's response URLs live on `https://hooks.slack.com`; the configured API base is accepted
+    /// too, so a stand-in for Slack (in tests) can serve both.
+    fn is_slack_response_url(&self, url: &str) -> bool {
+        let Ok(url) = url::Url::parse(url) else { return false };
+        let slack_hooks = url.scheme() == "https" && url.host_str() == Some(SLACK_HOOKS_HOST) && url.port().is_none();
+        let configured = url::Url::parse(&self.base_url).is_ok_and(|base| base.origin() == url.origin());
+        slack_hooks || configured
     }
 
     fn method_url(&self, method: &str) -> String {
@@ -911,7 +928,7 @@ mod tests {
     #[tokio::test]
     async fn response_url_gets_the_json_message_without_a_token_and_any_2xx_is_success() {
         let server = MockServer::start().await;
-        let client = SlackClient::new("https://slack.invalid/api");
+        let client = SlackClient::new(&format!("{}/api", server.uri()));
         let reply = json!({ "response_type": "ephemeral", "text": "Proposed experiment #7" });
         Mock::given(method("POST"))
             .and(path("/commands/T123/456/abcdef"))
@@ -937,11 +954,9 @@ mod tests {
             .post_to_response_url(&format!("{}/commands/T123/456/secretpath", server.uri()), &json!({ "text": "hi" }))
             .await
             .unwrap_err();
-        let unreachable = client
-            .post_to_response_url(
-                &format!("{}/commands/T123/456/secretpath", closed_port_url()),
-                &json!({ "text": "hi" }),
-            )
+        let closed = closed_port_url();
+        let unreachable = SlackClient::new(&closed)
+            .post_to_response_url(&format!("{closed}/commands/T123/456/secretpath"), &json!({ "text": "hi" }))
             .await
             .unwrap_err();
 
@@ -950,6 +965,26 @@ mod tests {
         for shown in [expired.to_string(), unreachable.to_string(), format!("{unreachable:?}")] {
             assert!(!shown.contains("secretpath"), "{shown}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_response_url_outside_slack_is_never_called() {
+        let slack = MockServer::start().await;
+        let elsewhere = MockServer::start().await;
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&elsewhere).await;
+        let client = SlackClient::new(&format!("{}/api", slack.uri()));
+        for url in [
+            format!("{}/commands/T123/456/abcdef", elsewhere.uri()),
+            "http://hooks.slack.com/commands/T1/2/3".to_string(),
+            "https://hooks.slack.com.evil.example/commands/T1/2/3".to_string(),
+            "https://hooks.slack.com:8443/commands/T1/2/3".to_string(),
+            "not a url".to_string(),
+        ] {
+            let refused = client.post_to_response_url(&url, &json!({ "text": "hi" })).await.unwrap_err();
+            assert!(matches!(refused, SlackApiError::Api { method: "response_url", .. }), "{url}: {refused}");
+        }
+        assert!(client.is_slack_response_url("https://hooks.slack.com/commands/T1DC2JH3J/397700885554/96rGlfmib"));
+        assert!(client.is_slack_response_url("https://hooks.slack.com/actions/T01/1/abc"));
     }
 
     #[tokio::test]
