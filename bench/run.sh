@@ -4,6 +4,9 @@
 #   project-db0: /nudge help               (verify, parse, render; no database)
 #   project-db1: /experiment propose …     (one statement on Postgres: short id, experiment, event)
 #   project-db2: the same propose spread over 100 workspaces
+# The anchors' load replays one signed request (or a hundred) for the whole run, which nudge would
+# drop as replays after the first; NUDGE_SLACK_DROP_REPEATS=false makes it run each one, like the
+# anchors, so the figures are of the command path.
 # Usage: bench/run.sh [ROUNDS] [SECONDS]     env: ANCHORS=path/to/shared/anchors
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,7 +25,7 @@ psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE nudge_bench" >/dev/null
 
 export PROJECT_CMD="exec env RUST_LOG=warn NUDGE_LISTEN=127.0.0.1:3000 \
   DATABASE_URL=postgres://postgres@127.0.0.1:5432/nudge_bench \
-  NUDGE_SLACK_SIGNING_SECRET=anchor-secret NUDGE_SLACK_BOT_TOKEN=xoxb-bench-token \
+  NUDGE_SLACK_SIGNING_SECRET=anchor-secret NUDGE_SLACK_BOT_TOKEN=xoxb-bench-token NUDGE_SLACK_DROP_REPEATS=false \
   NUDGE_SLACK_API_URL=http://127.0.0.1:9/api $root/target/release/nudge"
 export PROJECT_PORT=3000 PROJECT_PATH=/slack/commands PROJECT_SECRET=anchor-secret
 bash "$anchors/bench.sh" "$rounds" "$seconds" | tee /tmp/nudge-bench.txt

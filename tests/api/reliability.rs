@@ -187,3 +187,28 @@ async fn past_the_connection_cap_the_newest_are_shed() {
     .await;
     assert!(answered.is_ok(), "the server answers again once the held connections are gone");
 }
+
+/// A genuine request sent again within Slack's five minutes (a replay: the same body, timestamp
+/// and signature) used to run again: five sends made E-1…E-5. Now the repeat is answered with
+/// nothing and changes nothing; the next genuine command is taken.
+#[tokio::test]
+async fn a_replayed_request_runs_once() {
+    let t = SlackTest::start(Backend::Sqlite).await;
+    let body = t.slash_body(
+        "/experiment",
+        "propose Shorter signup | Fewer fields | activation 31% -> 40%",
+        "T01",
+        ("U01", "ada"),
+    );
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let response =
+            t.signed("/slack/commands", "application/x-www-form-urlencoded", body.clone(), crate::slack::SECRET).await;
+        assert_eq!(response.status(), 200);
+        answers.push(response.text().await.unwrap());
+    }
+    assert!(answers[0].contains("E-1"), "{}", answers[0]);
+    assert!(answers[1..].iter().all(String::is_empty), "repeats are answered with nothing: {answers:?}");
+    let listed = visible_text(&t.slash("/experiment", "list").await);
+    assert!(listed.contains("E-1") && !listed.contains("E-2"), "one experiment: {listed}");
+}

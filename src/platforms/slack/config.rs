@@ -19,6 +19,8 @@ pub struct SlackConfig {
     pub install: SlackInstall,
     /// Base of the Web API, e.g. `https://slack.com/api`; tests point it at a stand-in.
     pub api_url: String,
+    /// Whether an exact repeat of a verified request within Slack's five minutes is dropped.
+    pub drop_repeats: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +67,13 @@ pub const SETTINGS: &[Setting] = &[
         example: "https://slack.com/api",
         secret: false,
     },
+    Setting {
+        key: "slack.drop_repeats",
+        env: "NUDGE_SLACK_DROP_REPEATS",
+        default: Some("true"),
+        example: "true",
+        secret: false,
+    },
 ];
 
 /// Slack is configured by its signing secret; the rest must then say how bot tokens are had.
@@ -87,6 +96,11 @@ pub fn configure(sources: &mut Sources<'_>) -> Option<Arc<dyn Configured>> {
     let client_secret = sources.get("slack.client_secret", |v| Ok(SecretString::from(v.to_string())));
     let api_url =
         sources.get("slack.api_url", |v| parse_public_url(v).map(|u| u.as_str().trim_end_matches('/').to_string()));
+    let drop_repeats = sources.get("slack.drop_repeats", |v| match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("is true or false".to_string()),
+    });
     let problem =
         |sources: &mut Sources<'_>, key: &str, problem: &str, example: &str| sources.problem(key, problem, example);
     let Some(signing_secrets) = secrets else {
@@ -149,7 +163,7 @@ pub fn configure(sources: &mut Sources<'_>) -> Option<Arc<dyn Configured>> {
             return None;
         }
     };
-    Some(Arc::new(SlackConfig { signing_secrets, install, api_url: api_url? }))
+    Some(Arc::new(SlackConfig { signing_secrets, install, api_url: api_url?, drop_repeats: drop_repeats? }))
 }
 
 impl Configured for SlackConfig {

@@ -71,6 +71,19 @@ pub struct Slack {
     workspaces: RwLock<HashMap<String, WorkspaceId>>,
     /// Members whose Slack profile (display name, time zone) this process has already fetched.
     profiles: std::sync::Mutex<std::collections::HashSet<(WorkspaceId, String)>>,
+    /// Verified requests already taken, so a replay within the five minutes is not run again.
+    pub(crate) seen: verify::SeenRequests,
+    drop_repeats: bool,
+    /// Requests refused for their signature.
+    pub(crate) rejections: verify::Rejections,
+}
+
+impl Slack {
+    /// Whether a verified request is to be run: not an exact repeat of one already taken (unless
+    /// `slack.drop_repeats` is off, for a benchmark that replays one signed request).
+    pub(crate) fn first_time(&self, headers: &axum::http::HeaderMap, now_unix: i64) -> bool {
+        !self.drop_repeats || self.seen.first_time(headers, now_unix)
+    }
 }
 
 impl std::fmt::Debug for Slack {
@@ -106,6 +119,9 @@ impl Slack {
             public_url: config.public_url.clone(),
             workspaces: RwLock::new(HashMap::new()),
             profiles: Default::default(),
+            seen: Default::default(),
+            drop_repeats: slack.drop_repeats,
+            rejections: Default::default(),
         }
     }
 

@@ -45,14 +45,23 @@ fn slack(app: &SlackApp) -> &Arc<Slack> {
     &app.slack
 }
 
-/// Whether the request carries a valid Slack signature; callers answer 401 and nothing else when not.
-fn verified(app: &SlackApp, headers: &HeaderMap, body: &[u8]) -> bool {
+/// Checks the request's Slack signature before anything else reads it. A refusal is 401 and
+/// nothing else (counted, and logged at most once per interval); an exact repeat of a request
+/// already taken (a replay within Slack's five minutes) is answered with nothing and not run again.
+fn refuse_unverified(app: &SlackApp, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
     let now = app.clock.now().timestamp();
-    match verify(headers, body, slack(app).signing_secrets(), now) {
-        Ok(()) => true,
+    let slack = slack(app);
+    match verify(headers, body, slack.signing_secrets(), now) {
+        Ok(()) if slack.first_time(headers, now) => None,
+        Ok(()) => {
+            tracing::debug!("dropped a repeat of a Slack request already taken");
+            Some(StatusCode::OK.into_response())
+        }
         Err(error) => {
-            tracing::info!(%error, "rejected a Slack request");
-            false
+            if let Some(since_last) = slack.rejections.count(now) {
+                tracing::info!(%error, refused = since_last, total = slack.rejections.total(), "refused Slack requests");
+            }
+            Some(HttpError::Unauthorized.into_response())
         }
     }
 }
@@ -106,8 +115,8 @@ fn not_installed(slack: &Slack) -> String {
 // ----- slash commands ---------------------------------------------------------------------------
 
 async fn commands(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !verified(&app, &headers, &body) {
-        return HttpError::Unauthorized.into_response();
+    if let Some(refused) = refuse_unverified(&app, &headers, &body) {
+        return refused;
     }
     let Ok(form) = serde_urlencoded::from_bytes::<SlashCommand>(&body) else {
         return bad_request("a Slack slash command");
@@ -241,8 +250,8 @@ fn spawn_open_view(
 // ----- interactivity ----------------------------------------------------------------------------
 
 async fn interactions(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !verified(&app, &headers, &body) {
-        return HttpError::Unauthorized.into_response();
+    if let Some(refused) = refuse_unverified(&app, &headers, &body) {
+        return refused;
     }
     let Ok(form) = serde_urlencoded::from_bytes::<wire::InteractionForm>(&body) else {
         return bad_request("a Slack interaction");
@@ -434,8 +443,8 @@ fn field_errors(errors: FieldErrors) -> Response {
 // ----- events -----------------------------------------------------------------------------------
 
 async fn events(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !verified(&app, &headers, &body) {
-        return HttpError::Unauthorized.into_response();
+    if let Some(refused) = refuse_unverified(&app, &headers, &body) {
+        return refused;
     }
     let envelope = match serde_json::from_slice::<EventEnvelope>(&body) {
         Ok(envelope) => envelope,

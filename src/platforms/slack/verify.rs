@@ -49,6 +49,77 @@ pub fn verify(headers: &HeaderMap, body: &[u8], secrets: &[SecretString], now_un
     Err(VerifyError::Mismatch)
 }
 
+/// The signatures of requests already taken, for as long as their timestamps are fresh: a genuine
+/// request sent again (the same body, timestamp and signature) within Slack's five minutes is run
+/// once. Per process; bounded, the oldest forgotten first.
+#[derive(Default)]
+pub struct SeenRequests {
+    seen: std::sync::Mutex<SeenSet>,
+}
+
+#[derive(Default)]
+struct SeenSet {
+    keys: std::collections::HashSet<String>,
+    /// In the order they were taken, with their request timestamps, to forget them.
+    order: std::collections::VecDeque<(i64, String)>,
+}
+
+/// More signatures than a replica takes in five minutes by far; memory stays a few megabytes.
+const MOST_SEEN: usize = 100_000;
+
+impl SeenRequests {
+    /// Whether this is the first time a verified request with these headers arrives.
+    pub fn first_time(&self, headers: &HeaderMap, now_unix: i64) -> bool {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let sent_at: i64 = header("x-slack-request-timestamp").trim().parse().unwrap_or(now_unix);
+        let key = header("x-slack-signature").to_string();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some((at, _)) = seen.order.front() {
+            if *at >= now_unix - MAX_CLOCK_SKEW_SECS - 1 && seen.order.len() < MOST_SEEN {
+                break;
+            }
+            if let Some((_, old)) = seen.order.pop_front() {
+                seen.keys.remove(&old);
+            }
+        }
+        if !seen.keys.insert(key.clone()) {
+            return false;
+        }
+        seen.order.push_back((sent_at, key));
+        true
+    }
+}
+
+/// Requests refused for their signature: counted, and logged at most once per interval with the
+/// count since the last line, so a flood of forgeries cannot fill the disk.
+#[derive(Default)]
+pub struct Rejections {
+    total: std::sync::atomic::AtomicU64,
+    logged: std::sync::Mutex<(i64, u64)>,
+}
+
+/// Seconds between two log lines about refused requests.
+const REJECTION_LOG_INTERVAL_SECS: i64 = 10;
+
+impl Rejections {
+    /// Counts one refusal; returns the refusals since the last line when one should be written.
+    pub fn count(&self, now_unix: i64) -> Option<u64> {
+        let total = self.total.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        let (last_at, last_total) = *logged;
+        if last_total > 0 && now_unix - last_at < REJECTION_LOG_INTERVAL_SECS {
+            return None;
+        }
+        *logged = (now_unix, total);
+        Some(total - last_total)
+    }
+
+    /// Every refusal since the process started.
+    pub fn total(&self) -> u64 {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Signs a body the way Slack does; used by tests and the benchmark to build genuine requests.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
@@ -102,5 +173,33 @@ mod tests {
         assert_eq!(verify(&headers("soon", "v0=00"), BODY, &secret, NOW), Err(VerifyError::BadTimestamp));
         assert_eq!(verify(&headers(&NOW.to_string(), "v1=abc"), BODY, &secret, NOW), Err(VerifyError::Mismatch));
         assert_eq!(verify(&headers(&NOW.to_string(), "v0=zz"), BODY, &secret, NOW), Err(VerifyError::Mismatch));
+    }
+
+    #[test]
+    fn a_request_seen_before_is_not_taken_again_until_its_timestamp_is_stale() {
+        let seen = SeenRequests::default();
+        let request = |ts: i64, sig: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-slack-request-timestamp", ts.to_string().parse().unwrap());
+            headers.insert("x-slack-signature", sig.parse().unwrap());
+            headers
+        };
+        assert!(seen.first_time(&request(1_000, "v0=aa"), 1_000));
+        assert!(!seen.first_time(&request(1_000, "v0=aa"), 1_100), "the same request again");
+        assert!(seen.first_time(&request(1_200, "v0=bb"), 1_200), "another request");
+        // Past the five minutes the signature check refuses it anyway, so it may be forgotten.
+        assert!(seen.first_time(&request(1_400, "v0=cc"), 1_400));
+        assert_eq!(seen.seen.lock().unwrap().keys.len(), 2, "the stale one was forgotten");
+    }
+
+    #[test]
+    fn refusals_are_all_counted_and_logged_once_per_interval() {
+        let rejections = Rejections::default();
+        assert_eq!(rejections.count(100), Some(1), "the first is logged");
+        for _ in 0..999 {
+            assert_eq!(rejections.count(105), None);
+        }
+        assert_eq!(rejections.count(111), Some(1000), "then one line with the count");
+        assert_eq!(rejections.total(), 1001);
     }
 }
