@@ -129,7 +129,10 @@ pub fn is_read(command: &Command) -> bool {
     match command {
         Command::Help(_) => true,
         Command::Experiment(c) => {
-            matches!(c, ExperimentCommand::List(_) | ExperimentCommand::Show(_) | ExperimentCommand::Learnings { .. })
+            matches!(
+                c,
+                ExperimentCommand::List { .. } | ExperimentCommand::Show(_) | ExperimentCommand::Learnings { .. }
+            )
         }
         Command::Pledge(c) => matches!(c, PledgeCommand::List(_)),
         Command::Nudge(c) => matches!(
@@ -505,9 +508,4 @@ pub(super) fn future_day(due: &DueDate, today: NaiveDate, what: &str) -> Result<
         return refuse(format!("That {what} ({day}) is more than a year away; small steps work better."));
     }
     Ok(day)
-}
-
-/// "15 of 16+" when a list was cut, else the count.
-pub(super) fn count_label(shown: usize, fetched: usize) -> String {
-    if fetched > shown { format!("The {shown} newest") } else { shown.to_string() }
 }

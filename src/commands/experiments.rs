@@ -1,6 +1,6 @@
 //! `/experiment`: propose, list, show, start, record readings, close, vote, and the learnings.
 
-use super::execute::{Context, Failure, LIST_LIMIT, count_label, future_day, proposal_reply, refuse};
+use super::execute::{Context, Failure, LIST_LIMIT, future_day, proposal_reply, refuse};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::*;
@@ -17,7 +17,7 @@ use crate::store::{Edit, EventKind, ExperimentRecord, NewExperiment, Recipient, 
 pub(super) async fn run(tx: &mut Tx, ctx: &Context<'_>, command: ExperimentCommand) -> Result<Message, Failure> {
     match command {
         ExperimentCommand::Propose(proposal) => propose(tx, ctx, proposal).await,
-        ExperimentCommand::List(filter) => list_experiments(tx, ctx, filter).await,
+        ExperimentCommand::List { filter, page } => list_experiments(tx, ctx, filter, page).await,
         ExperimentCommand::Show(id) => show_experiment(tx, ctx, id).await,
         ExperimentCommand::Start(id) => start_experiment(tx, ctx, id).await,
         ExperimentCommand::Update { experiment, value, unit, note, confirmed } => {
@@ -78,31 +78,55 @@ async fn tell_owner(tx: &mut Tx, ctx: &Context<'_>, experiment: &ExperimentRecor
     Ok(())
 }
 
-async fn list_experiments(tx: &mut Tx, ctx: &Context<'_>, filter: ExperimentFilter) -> Result<Message, Failure> {
+async fn list_experiments(
+    tx: &mut Tx,
+    ctx: &Context<'_>,
+    filter: ExperimentFilter,
+    page: u32,
+) -> Result<Message, Failure> {
     use ExperimentStatus::*;
-    let (statuses, label): (Vec<ExperimentStatus>, &str) = match filter {
-        ExperimentFilter::Active => (vec![Proposed, Running], "proposed or running"),
-        ExperimentFilter::Proposed => (vec![Proposed], "proposed"),
-        ExperimentFilter::Running => (vec![Running], "running"),
-        ExperimentFilter::Closed => (closed_statuses(), "closed"),
-        ExperimentFilter::All => ([Proposed, Running].into_iter().chain(closed_statuses()).collect(), ""),
+    let (statuses, label, word): (Vec<ExperimentStatus>, &str, &str) = match filter {
+        ExperimentFilter::Active => (vec![Proposed, Running], "proposed or running", ""),
+        ExperimentFilter::Proposed => (vec![Proposed], "proposed", "proposed "),
+        ExperimentFilter::Running => (vec![Running], "running", "running "),
+        ExperimentFilter::Closed => (closed_statuses(), "closed", "closed "),
+        ExperimentFilter::All => ([Proposed, Running].into_iter().chain(closed_statuses()).collect(), "", "all "),
     };
-    let experiments = tx.experiments_in_channel(ctx.ws, ctx.channel.id, &statuses, LIST_LIMIT + 1).await?;
-    if experiments.is_empty() {
-        let what = if label.is_empty() { "No experiments".to_string() } else { format!("No {label} experiments") };
+    let offset = i64::from(page - 1) * LIST_LIMIT;
+    let (experiments, total) = tx.experiment_page(ctx.ws, ctx.channel.id, &statuses, LIST_LIMIT, offset).await?;
+    let what = if label.is_empty() { "experiments".to_string() } else { format!("{label} experiments") };
+    if total == 0 {
         return Ok(Message::private(format!(
-            "{what} in this channel yet. Propose one: `/experiment propose <title> | <hypothesis> | <metric> <baseline> -> <target>`"
+            "No {what} in this channel yet. Propose one: `/experiment propose <title> | <hypothesis> | <metric> <baseline> -> <target>`"
         )));
     }
-    let shown = experiments.len().min(LIST_LIMIT as usize);
-    let mut text =
-        format!("{} experiment{} in #{}", count_label(shown, experiments.len()), plural(shown), ctx.channel.name);
+    if experiments.is_empty() {
+        let pages = (total + LIST_LIMIT - 1) / LIST_LIMIT;
+        return refuse(format!(
+            "There {} {total} {what} in #{}, which make {pages} page{}; try `/experiment list {word}{pages}`.",
+            if total == 1 { "is" } else { "are" },
+            ctx.channel.name,
+            plural(pages as usize),
+        ));
+    }
+    let first = offset + 1;
+    let last = offset + experiments.len() as i64;
+    let mut text = format!("{total} experiment{} in #{}", plural(total as usize), ctx.channel.name);
     if !label.is_empty() {
         text = format!("{text} ({label})");
     }
+    if total > experiments.len() as i64 {
+        text = format!("{text}, showing {first}–{last}");
+    }
     let mut reply = Message::private(text);
-    for experiment in experiments.iter().take(shown) {
+    for experiment in &experiments {
         reply = reply.with_section(experiment_section(experiment, &[], ctx.today(), false));
+    }
+    // The rest is one command away, never silently left out.
+    if total > last {
+        let more = total - last;
+        let next = format!("/experiment list {word}{}", page + 1);
+        reply = reply.with_section(Section::body(format!("…and {more} more: `{}`", next.trim_end())));
     }
     Ok(reply)
 }
@@ -424,12 +448,25 @@ async fn learnings(tx: &mut Tx, ctx: &Context<'_>, words: Option<&str>) -> Resul
     let closed = tx.learnings(ctx.ws, words, LIST_LIMIT).await?;
     if closed.is_empty() {
         let text = match words {
-            Some(w) => format!("No learnings mention \"{w}\" yet."),
+            Some(w) => format!("No learnings mention every one of \"{w}\" yet. Fewer words find more."),
             None => "No learnings yet. Close an experiment with what you learned: `/experiment close E-3 lost <what we learned>`".into(),
         };
         return Ok(Message::private(text));
     }
-    let mut reply = Message::private(format!("📚 {} learning{}", closed.len(), plural(closed.len())));
+    let total = if closed.len() < LIST_LIMIT as usize {
+        closed.len() as i64
+    } else {
+        tx.count_learnings(ctx.ws, words).await?
+    };
+    let mut headline = format!("📚 {total} learning{}", plural(total as usize));
+    if let Some(w) = words {
+        headline = format!("{headline} {} \"{w}\"", if total == 1 { "mentions" } else { "mention" });
+    }
+    if total > closed.len() as i64 {
+        let hint = if words.is_some() { "add words to narrow it" } else { "add words to search" };
+        headline = format!("{headline}, showing the {} newest; {hint}", closed.len());
+    }
+    let mut reply = Message::private(headline);
     for experiment in &closed {
         let learning = experiment.learning.as_deref().unwrap_or_default();
         let closed_on =

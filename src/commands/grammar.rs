@@ -61,9 +61,9 @@ pub const EXPERIMENT_PROPOSE: Syntax = Syntax {
     summary: "propose a small experiment and the metric it should move",
 };
 pub const EXPERIMENT_LIST: Syntax = Syntax {
-    usage: "/experiment list [proposed|running|closed|all]",
-    example: "/experiment list running",
-    summary: "see what the team is working on (proposed and running unless you say)",
+    usage: "/experiment list [proposed|running|closed|all] [page]",
+    example: "/experiment list proposed 2",
+    summary: "see what the team is working on (running, then the backlog by votes, unless you say)",
 };
 pub const EXPERIMENT_SHOW: Syntax = Syntax {
     usage: "/experiment show <id>",
@@ -332,7 +332,7 @@ fn parse_experiment(text: &str) -> Result<Command, UsageError> {
     let command = match word.to_lowercase().as_str() {
         "" | "help" => return Ok(Command::Help(HelpTopic::Experiment)),
         "propose" => ExperimentCommand::Propose(parse_proposal(rest)?),
-        "list" => ExperimentCommand::List(parse_experiment_filter(rest)?),
+        "list" => parse_experiment_list(rest)?,
         "show" => ExperimentCommand::Show(only_experiment_id(rest, &EXPERIMENT_SHOW)?),
         "start" => ExperimentCommand::Start(only_experiment_id(rest, &EXPERIMENT_START)?),
         "vote" => ExperimentCommand::Vote(only_experiment_id(rest, &EXPERIMENT_VOTE)?),
@@ -494,6 +494,24 @@ fn agreed_unit(baseline: String, target: String) -> Result<String, String> {
     } else {
         Err(format!("the baseline is in {baseline} but the target is in {target}; use one unit for both"))
     }
+}
+
+/// The longest list anyone pages through: far more experiments than a channel will ever have.
+const MAX_LIST_PAGE: u32 = 1000;
+
+/// `[filter] [page]`: a page number may follow the filter ("proposed 2") or stand alone ("2").
+fn parse_experiment_list(text: &str) -> Result<ExperimentCommand, UsageError> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (filter_words, page) = match words.split_last() {
+        Some((last, before)) if last.bytes().all(|b| b.is_ascii_digit()) => {
+            let page = last.parse::<u32>().ok().filter(|p| (1..=MAX_LIST_PAGE).contains(p)).ok_or_else(|| {
+                EXPERIMENT_LIST.error(format!("{} is not a page; pages start at 1, like list proposed 2", quote(last)))
+            })?;
+            (before.join(" "), page)
+        }
+        _ => (trim(text).to_string(), 1),
+    };
+    Ok(ExperimentCommand::List { filter: parse_experiment_filter(&filter_words)?, page })
 }
 
 fn parse_experiment_filter(text: &str) -> Result<ExperimentFilter, UsageError> {
@@ -1258,7 +1276,10 @@ mod tests {
     #[test]
     fn command_names_work_with_or_without_the_slash_in_any_case() {
         for name in ["/experiment", "experiment", "/EXPERIMENT", " /Experiment ", "experiments"] {
-            assert_eq!(ok(name, "list"), Command::Experiment(ExperimentCommand::List(ExperimentFilter::Active)));
+            assert_eq!(
+                ok(name, "list"),
+                Command::Experiment(ExperimentCommand::List { filter: ExperimentFilter::Active, page: 1 })
+            );
         }
         assert_eq!(ok("PLEDGE", "list"), Command::Pledge(PledgeCommand::List(PledgeFilter::Mine)));
         assert_eq!(ok("Nudge", "digest"), Command::Nudge(NudgeCommand::Digest));
@@ -1275,7 +1296,7 @@ mod tests {
     fn a_line_names_its_command_with_the_first_word() {
         assert_eq!(
             parse_line("experiment list"),
-            Ok(Command::Experiment(ExperimentCommand::List(ExperimentFilter::Active)))
+            Ok(Command::Experiment(ExperimentCommand::List { filter: ExperimentFilter::Active, page: 1 }))
         );
         assert_eq!(
             parse_line("/pledge call 5 customers by fri"),
@@ -1548,8 +1569,19 @@ mod tests {
             ("list ALL", ExperimentFilter::All),
         ];
         for (text, filter) in cases {
-            assert_eq!(experiment(text), ExperimentCommand::List(filter), "{text}");
+            assert_eq!(experiment(text), ExperimentCommand::List { filter, page: 1 }, "{text}");
         }
+    }
+
+    #[test]
+    fn list_takes_a_page_after_the_filter_or_alone() {
+        assert_eq!(
+            experiment("list proposed 2"),
+            ExperimentCommand::List { filter: ExperimentFilter::Proposed, page: 2 }
+        );
+        assert_eq!(experiment("list 3"), ExperimentCommand::List { filter: ExperimentFilter::Active, page: 3 });
+        assert_error(&err("/experiment", "list proposed 0"), &["\"0\" is not a page"], &EXPERIMENT_LIST);
+        assert_error(&err("/experiment", "list 99999999999"), &["is not a page"], &EXPERIMENT_LIST);
     }
 
     #[test]

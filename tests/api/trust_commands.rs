@@ -133,3 +133,74 @@ async fn postgres_subcommand_words_never_make_a_public_pledge_by_accident() {
 async fn sqlite_subcommand_words_never_make_a_public_pledge_by_accident() {
     subcommand_words_never_make_a_public_pledge_by_accident(Backend::Sqlite).await;
 }
+
+/// `/experiment learnings` counts every learning, not only the ones shown, and a search finds a
+/// learning with every word in any order, not only the exact phrase.
+async fn learnings_are_counted_in_full_and_searched_word_by_word(backend: Backend) {
+    let t = SlackTest::start(backend).await;
+    for n in 1..=19 {
+        let learning = if n % 2 == 0 {
+            format!("short emails get read during onboarding {n}")
+        } else {
+            format!("long tours lose people {n}")
+        };
+        t.slash("/experiment", &format!("propose Try {n} | It helps | activation 0.31 -&gt; 0.36")).await;
+        t.slash("/experiment", &format!("start E-{n}")).await;
+        let closed = t.slash("/experiment", &format!("close E-{n} lost {learning}")).await;
+        assert!(visible_text(&closed).contains(&learning), "{closed}");
+    }
+    let all = t.slash("/experiment", "learnings").await;
+    let text = visible_text(&all);
+    assert!(text.contains("19 learnings, showing the 15 newest; add words to search"), "{text}");
+
+    let found = visible_text(&t.slash("/experiment", "learnings onboarding emails").await);
+    assert!(found.contains("9 learnings mention \"onboarding emails\""), "every word, in any order: {found}");
+    assert!(!found.contains("long tours"), "{found}");
+    let none = visible_text(&t.slash("/experiment", "learnings onboarding tours").await);
+    assert!(none.contains("No learnings mention every one of"), "{none}");
+}
+
+#[tokio::test]
+async fn postgres_learnings_are_counted_in_full_and_searched_word_by_word() {
+    learnings_are_counted_in_full_and_searched_word_by_word(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_learnings_are_counted_in_full_and_searched_word_by_word() {
+    learnings_are_counted_in_full_and_searched_word_by_word(Backend::Sqlite).await;
+}
+
+/// The backlog is listed by votes, the list says how many there are in all, and the rest is one
+/// command away.
+async fn the_backlog_is_listed_by_votes_and_the_rest_is_one_command_away(backend: Backend) {
+    let t = SlackTest::start(backend).await;
+    for n in 1..=17 {
+        t.slash("/experiment", &format!("propose Idea number {n:02} | It helps | activation 0.31 -&gt; 0.36")).await;
+    }
+    t.slash("/experiment", "vote E-3").await;
+    t.slash_as("/experiment", "vote E-3", "T01", ("U02", "bob")).await;
+    t.slash("/experiment", "vote E-5").await;
+
+    let first = visible_text(&t.slash("/experiment", "list proposed").await);
+    assert!(first.contains("17 experiments in #growth (proposed), showing 1–15"), "{first}");
+    let at = |text: &str, n: u32| text.find(&format!("Idea number {n:02}")).unwrap_or(usize::MAX);
+    assert!(at(&first, 3) < at(&first, 5) && at(&first, 5) < at(&first, 1), "most votes first: {first}");
+    assert!(at(&first, 1) < at(&first, 15) && at(&first, 16) == usize::MAX, "{first}");
+    assert!(first.contains("…and 2 more: `/experiment list proposed 2`"), "{first}");
+
+    let second = visible_text(&t.slash("/experiment", "list proposed 2").await);
+    assert!(second.contains("showing 16–17") && at(&second, 16) < at(&second, 17), "{second}");
+    assert!(!second.contains("more:"), "{second}");
+    let past = visible_text(&t.slash("/experiment", "list proposed 3").await);
+    assert!(past.contains("make 2 pages"), "{past}");
+}
+
+#[tokio::test]
+async fn postgres_the_backlog_is_listed_by_votes_and_the_rest_is_one_command_away() {
+    the_backlog_is_listed_by_votes_and_the_rest_is_one_command_away(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_the_backlog_is_listed_by_votes_and_the_rest_is_one_command_away() {
+    the_backlog_is_listed_by_votes_and_the_rest_is_one_command_away(Backend::Sqlite).await;
+}
