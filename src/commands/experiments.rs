@@ -11,6 +11,7 @@ use crate::domain::metric::Metric;
 use crate::domain::metric::{Win, format_value};
 use crate::domain::units::{Fit, fit, is_far_off, same_unit};
 use crate::message::build::{day_label, experiment_section, plural};
+use crate::message::form::fields;
 use crate::message::{ActionKind, ActionStyle, Message, Section, mention};
 use crate::store::{Edit, EventKind, ExperimentRecord, NewExperiment, Recipient, Tx};
 
@@ -40,7 +41,7 @@ pub(super) async fn run(tx: &mut Tx, ctx: &Context<'_>, command: ExperimentComma
 
 async fn propose(tx: &mut Tx, ctx: &Context<'_>, proposal: Proposal) -> Result<Message, Failure> {
     let review_on = match &proposal.review {
-        Some(due) => Some(future_day(due, ctx.today(), "review date")?),
+        Some(due) => Some(future_day(due, ctx.today(), "review date", fields::REVIEW)?),
         None => None,
     };
     let new = NewExperiment {
@@ -211,7 +212,8 @@ async fn record_reading(
     let shown = |value: f64| format_value(value, metric.unit.as_deref());
     let value = match fit(metric, typed.value, unit) {
         Fit::Value(value) => value,
-        Fit::Refuse(why) => return refuse(why),
+        // A unit that conflicts with the metric's is the value field's problem in a form.
+        Fit::Refuse(why) => return Err(Failure::User(Message::private(why).about_field(fields::VALUE))),
         Fit::Ask { suggested, why } => {
             let ask = Message::private(format!("{why} Nothing is recorded until you choose.")).with_section(
                 Section::heading(format!("{id} · {}", experiment.title))
@@ -384,7 +386,7 @@ async fn edit(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef, change: Change)
             ("target", format_value(metric.target, unit), format_value(target, unit))
         }
         Change::Review(due) => {
-            let day = future_day(due, ctx.today(), "review date")?;
+            let day = future_day(due, ctx.today(), "review date", fields::REVIEW)?;
             new_review = Some(day);
             let from = experiment.review_on.map(|d| day_label(d, ctx.today())).unwrap_or_else(|| "none".into());
             ("review", from, day_label(day, ctx.today()))

@@ -64,7 +64,7 @@ impl Typist {
         let invocation = self.invocation();
         match parse(command, text) {
             Ok(parsed) => execute(&self.store, &defaults(), &invocation, parsed).await.expect("no store error"),
-            Err(usage) => nudge::commands::execute::usage_reply(&usage),
+            Err(usage) => nudge::commands::execute::usage_reply(&usage, text),
         }
     }
 

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::helpers::Backend;
-use crate::slack::{SlackTest, TOKEN, visible_text};
+use crate::slack::{SlackTest, TOKEN, button, fill_form, submission, visible_text};
 
 fn is_private(answer: &Value) -> bool {
     answer["response_type"] == "ephemeral"
@@ -203,4 +203,125 @@ async fn postgres_the_backlog_is_listed_by_votes_and_the_rest_is_one_command_awa
 #[tokio::test]
 async fn sqlite_the_backlog_is_listed_by_votes_and_the_rest_is_one_command_away() {
     the_backlog_is_listed_by_votes_and_the_rest_is_one_command_away(Backend::Sqlite).await;
+}
+
+/// The modal Slack was last asked to open.
+async fn opened_view(t: &SlackTest, count: usize) -> Value {
+    let opened = t.calls_to("/api/views.open", count).await;
+    serde_json::from_slice::<Value>(&opened[count - 1].body).unwrap()["view"].clone()
+}
+
+/// A form's answer the command refuses (a date already past) comes back next to its field, with
+/// the form still open and everything typed in it kept; nothing is written.
+async fn a_past_date_in_a_form_is_shown_by_its_field_and_the_form_stays_open(backend: Backend) {
+    let t = SlackTest::start(backend).await;
+    assert_eq!(t.slash("/experiment", "propose").await, Value::Null);
+    let view = opened_view(&t, 1).await;
+    let answers = [
+        ("title", "Shorter email"),
+        ("hypothesis", "short gets read"),
+        ("metric", "activation"),
+        ("baseline", "31%"),
+        ("target", "36%"),
+        ("review", "2026-11-01"),
+    ];
+    let response = t.interaction(submission(&view, fill_form(&view, &answers))).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("field errors, not an empty 200 that closes the form");
+    assert_eq!(body["response_action"], "errors", "{body}");
+    let review = body["errors"]["review"].as_str().unwrap_or_default();
+    assert!(review.contains("2026-11-01") && review.contains("already passed"), "{body}");
+    assert!(visible_text(&t.slash("/experiment", "show E-1").await).contains("There is no E-1"));
+
+    let pledged = t.slash("/pledge", "call five customers by fri").await;
+    let (extend, value) = button(&pledged, "Extend", "P-1");
+    t.interaction(t.click(&extend, &value)).await;
+    let view = opened_view(&t, 2).await;
+    let response = t.interaction(submission(&view, fill_form(&view, &[("due", "2026-11-20")]))).await;
+    let body: Value = response.json().await.expect("field errors");
+    assert!(body["errors"]["due"].as_str().unwrap_or_default().contains("already passed"), "{body}");
+    let listed = visible_text(&t.slash("/pledge", "list").await);
+    assert!(listed.contains("Fri 27 Nov"), "the due date did not move: {listed}");
+    t.app.settle().await;
+    assert_eq!(t.calls_now("/api/chat.postEphemeral").await, 0, "the refusals stayed in the forms");
+}
+
+#[tokio::test]
+async fn postgres_a_past_date_in_a_form_is_shown_by_its_field_and_the_form_stays_open() {
+    a_past_date_in_a_form_is_shown_by_its_field_and_the_form_stays_open(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_past_date_in_a_form_is_shown_by_its_field_and_the_form_stays_open() {
+    a_past_date_in_a_form_is_shown_by_its_field_and_the_form_stays_open(Backend::Sqlite).await;
+}
+
+/// The answer a button gets through its response URL, the `n`th one.
+async fn button_answer(t: &SlackTest, n: usize) -> String {
+    let answered = t.calls_to("/commands/T01/1/response", n).await;
+    visible_text(&serde_json::from_slice::<Value>(&answered[n - 1].body).unwrap())
+}
+
+/// A form that cannot succeed is not opened: the person hears why before typing anything.
+async fn forms_that_cannot_succeed_are_refused_before_they_open(backend: Backend) {
+    let t = SlackTest::start(backend).await;
+    let bobs = t.slash_as("/pledge", "draft the survey by fri", "T01", ("U02", "bob")).await;
+    let (release, value) = button(&bobs, "Release", "P-1");
+    t.interaction(t.click(&release, &value)).await;
+    assert!(button_answer(&t, 1).await.contains("bob's pledge; only they can"), "release");
+    let (extend, value) = button(&bobs, "Extend", "P-1");
+    t.interaction(t.click(&extend, &value)).await;
+    assert!(button_answer(&t, 2).await.contains("bob's pledge"), "extend");
+
+    let mine = t.slash("/pledge", "call five customers by fri").await;
+    t.slash("/pledge", "done P-2").await;
+    let (extend, value) = button(&mine, "Extend", "P-2");
+    t.interaction(t.click(&extend, &value)).await;
+    assert!(button_answer(&t, 3).await.contains("P-2 is already kept"), "a kept pledge");
+
+    t.slash("/experiment", "propose Shorter email | short gets read | activation 31% -&gt; 36%").await;
+    let refused = visible_text(&t.slash("/experiment", "close E-1").await);
+    assert!(refused.contains("E-1 is still proposed"), "a proposed experiment cannot be closed: {refused}");
+
+    let direct = t
+        .slash_body("/experiment", "", "T01", ("U01", "ada"))
+        .replace("channel_id=C01", "channel_id=D0ADA")
+        .replace("channel_name=growth", "channel_name=directmessage");
+    let answer: Value = t
+        .signed("/slack/commands", "application/x-www-form-urlencoded", direct, crate::slack::SECRET)
+        .await
+        .json()
+        .await
+        .expect("an answer instead of a form");
+    assert!(visible_text(&answer).contains("works in a team channel"), "{answer}");
+    t.app.settle().await;
+    assert_eq!(t.calls_now("/api/views.open").await, 0, "no form opened");
+}
+
+#[tokio::test]
+async fn postgres_forms_that_cannot_succeed_are_refused_before_they_open() {
+    forms_that_cannot_succeed_are_refused_before_they_open(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_forms_that_cannot_succeed_are_refused_before_they_open() {
+    forms_that_cannot_succeed_are_refused_before_they_open(Backend::Sqlite).await;
+}
+
+/// A long command that is refused comes back privately, whole, to copy and fix; a short one is
+/// just answered.
+#[tokio::test]
+async fn a_refused_long_command_comes_back_to_copy() {
+    let t = SlackTest::start(Backend::Sqlite).await;
+    let title = "A much shorter signup form that asks only for an email address and nothing else at all, ever, really";
+    let typed = format!("propose {title} {title} | fewer fields | activation 31% -&gt; 36%");
+    let answer = t.slash("/experiment", &typed).await;
+    assert!(is_private(&answer), "{answer}");
+    let text = visible_text(&answer);
+    assert!(text.contains("keep it to 120"), "{text}");
+    let whole = format!("/experiment propose {title} {title} | fewer fields | activation 31% -&gt; 36%");
+    assert!(text.contains(&whole), "the whole command comes back: {text}");
+
+    let short = visible_text(&t.slash("/experiment", "update E-1 lots").await);
+    assert!(!short.contains("What you typed"), "{short}");
 }
