@@ -507,6 +507,18 @@ mod tests {
     }
 
     #[test]
+    fn the_check_in_interval_limit_is_daily_by_default_and_bounds_the_default_schedule() {
+        assert_eq!(Config::load(&env(&[])).unwrap().defaults.min_checkin_interval_minutes, 1440);
+        let errors = Config::load(&env(&[("NUDGE_DEFAULT_CHECKIN", "0 9,17 * * *")])).unwrap_err();
+        assert_eq!(errors.0[0].key, "defaults.checkin");
+        assert!(errors.0[0].problem.contains("min_checkin_interval_minutes (1440)"), "{}", errors.0[0].problem);
+        let lenient = [("NUDGE_DEFAULT_CHECKIN", "0 9,17 * * *"), ("NUDGE_MIN_CHECKIN_INTERVAL_MINUTES", "60")];
+        assert_eq!(Config::load(&env(&lenient)).unwrap().defaults.min_checkin_interval_minutes, 60);
+        let errors = Config::load(&env(&[("NUDGE_MIN_CHECKIN_INTERVAL_MINUTES", "0")])).unwrap_err();
+        assert_eq!(errors.0[0].key, "NUDGE_MIN_CHECKIN_INTERVAL_MINUTES");
+    }
+
+    #[test]
     fn environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nudge.toml");

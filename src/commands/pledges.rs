@@ -140,7 +140,19 @@ async fn list_pledges(tx: &mut Tx, ctx: &Context<'_>, filter: PledgeFilter) -> R
         };
         return Ok(Message::private(text));
     }
-    let mut reply = Message::private(format!("{whose} open pledges ({})", pledges.len()));
+    // The channel's list is cut to fit a message; its headline still tells the whole number.
+    let total = match filter {
+        PledgeFilter::All if pledges.len() as i64 >= LIST_LIMIT => {
+            tx.count_open_pledges_in_channel(ctx.ws, ctx.channel.id).await?
+        }
+        _ => pledges.len() as i64,
+    };
+    let headline = if total > pledges.len() as i64 {
+        format!("{whose} open pledges ({total}, showing the {} due soonest)", pledges.len())
+    } else {
+        format!("{whose} open pledges ({total})")
+    };
+    let mut reply = Message::private(headline);
     for pledge in &pledges {
         reply = reply.with_section(pledge_section(
             pledge,

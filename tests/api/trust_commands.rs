@@ -325,3 +325,25 @@ async fn a_refused_long_command_comes_back_to_copy() {
     let short = visible_text(&t.slash("/experiment", "update E-1 lots").await);
     assert!(!short.contains("What you typed"), "{short}");
 }
+
+/// `/pledge list all` tells how many pledges are open in the channel, not only how many fit.
+async fn the_channels_pledge_list_tells_the_whole_number(backend: Backend) {
+    let t = SlackTest::start(backend).await;
+    for n in 0..17 {
+        let member = (format!("U1{:02}", n / 3), format!("member{}", n / 3));
+        let made = t.slash_as("/pledge", &format!("call customer {n} by fri"), "T01", (&member.0, &member.1)).await;
+        assert_eq!(made["response_type"], "in_channel", "{made}");
+    }
+    let listed = visible_text(&t.slash("/pledge", "list all").await);
+    assert!(listed.contains("This channel's open pledges (17, showing the 15 due soonest)"), "{listed}");
+}
+
+#[tokio::test]
+async fn postgres_the_channels_pledge_list_tells_the_whole_number() {
+    the_channels_pledge_list_tells_the_whole_number(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_the_channels_pledge_list_tells_the_whole_number() {
+    the_channels_pledge_list_tells_the_whole_number(Backend::Sqlite).await;
+}
