@@ -865,7 +865,7 @@ fn parse_pledge(text: &str) -> Result<Command, UsageError> {
     // A subcommand word never starts a public pledge by accident ("/pledge list team by fri"
     // once pledged "list team"): it is asked about, and "to" confirms the pledge.
     if matches!(first.as_str(), "list" | "done" | "extend" | "release" | "help") {
-        return Err(subcommand_not_pledge(&first, &second, text));
+        return Err(subcommand_not_pledge(&first, second, text));
     }
     parse_make(text).map(Command::Pledge)
 }
