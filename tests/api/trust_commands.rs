@@ -242,6 +242,18 @@ async fn a_past_date_in_a_form_is_shown_by_its_field_and_the_form_stays_open(bac
     assert!(body["errors"]["due"].as_str().unwrap_or_default().contains("already passed"), "{body}");
     let listed = visible_text(&t.slash("/pledge", "list").await);
     assert!(listed.contains("Fri 27 Nov"), "the due date did not move: {listed}");
+
+    // A value in a unit the metric cannot take is the value field's problem.
+    t.slash("/experiment", "propose Faster pages | less waiting | load time 800 ms -&gt; 400 ms").await;
+    t.slash("/experiment", "start E-1").await;
+    let running = t.slash("/experiment", "list running").await;
+    let (update, value) = button(&running, "Update metric", "E-1");
+    t.interaction(t.click(&update, &value)).await;
+    let view = opened_view(&t, 3).await;
+    let response = t.interaction(submission(&view, fill_form(&view, &[("load time", "40%")]))).await;
+    let body: Value = response.json().await.expect("field errors");
+    assert!(body["errors"]["value"].as_str().unwrap_or_default().contains("not the same quantity"), "{body}");
+    assert!(!visible_text(&t.slash("/experiment", "show E-1").await).contains("40%"), "nothing recorded");
     t.app.settle().await;
     assert_eq!(t.calls_now("/api/chat.postEphemeral").await, 0, "the refusals stayed in the forms");
 }
