@@ -49,6 +49,9 @@ pub struct Defaults {
     pub checkin: Schedule,
     pub max_open_pledges: u32,
     pub escalate_after_days: u32,
+    /// The shortest time allowed between two check-ins of a channel; a schedule that fires more
+    /// often is refused, so no team can make nudge nag.
+    pub min_checkin_interval_minutes: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +245,13 @@ const SETTINGS: &[Setting] = &[
         example: "3",
         secret: false,
     },
+    Setting {
+        key: "defaults.min_checkin_interval_minutes",
+        env: "NUDGE_MIN_CHECKIN_INTERVAL_MINUTES",
+        default: Some("1440"),
+        example: "1440",
+        secret: false,
+    },
 ];
 
 /// Where a value came from, named the way the operator would look for it.
@@ -344,6 +354,27 @@ impl Config {
         let max_open_pledges = sources.get("defaults.max_open_pledges", |v| parse_number(v, 1, 100).map(|n| n as u32));
         let escalate_after_days =
             sources.get("defaults.escalate_after_days", |v| parse_number(v, 1, 60).map(|n| n as u32));
+        // At most a week: the default check-in is weekly, and a longer limit would refuse it.
+        let min_checkin_interval_minutes =
+            sources.get("defaults.min_checkin_interval_minutes", |v| parse_number(v, 1, 10_080).map(|n| n as u32));
+        if let (Some(schedule), Some(minutes)) = (&checkin, min_checkin_interval_minutes)
+            && crate::domain::firings::gap_shorter_than(
+                schedule,
+                chrono::Duration::minutes(minutes.into()),
+                // Any fixed instant will do: a year of firings from it shows the pattern's gaps.
+                chrono::DateTime::UNIX_EPOCH,
+            )
+            .is_some()
+        {
+            sources.problem(
+                "defaults.checkin",
+                &format!(
+                    "{:?} posts check-ins more often than defaults.min_checkin_interval_minutes ({minutes}) allows",
+                    schedule.expression()
+                ),
+                "NUDGE_DEFAULT_CHECKIN=mon 09:30",
+            );
+        }
 
         let reconcile_after =
             sources.get("outbox.reconcile_after_secs", |v| parse_number(v, 1, 86_400)).map(Duration::from_secs);
@@ -373,6 +404,7 @@ impl Config {
                 checkin: checkin.expect(missing),
                 max_open_pledges: max_open_pledges.expect(missing),
                 escalate_after_days: escalate_after_days.expect(missing),
+                min_checkin_interval_minutes: min_checkin_interval_minutes.expect(missing),
             },
             reconcile_after: reconcile_after.expect(missing),
             platforms,
@@ -495,6 +527,18 @@ mod tests {
         assert_eq!(config.defaults.max_open_pledges, 3);
         assert_eq!(config.defaults.checkin.expression(), "30 9 * * 1");
         assert!(config.encryption_key.is_none());
+    }
+
+    #[test]
+    fn the_check_in_interval_limit_is_daily_by_default_and_bounds_the_default_schedule() {
+        assert_eq!(Config::load(&env(&[])).unwrap().defaults.min_checkin_interval_minutes, 1440);
+        let errors = Config::load(&env(&[("NUDGE_DEFAULT_CHECKIN", "0 9,17 * * *")])).unwrap_err();
+        assert_eq!(errors.0[0].key, "defaults.checkin");
+        assert!(errors.0[0].problem.contains("min_checkin_interval_minutes (1440)"), "{}", errors.0[0].problem);
+        let lenient = [("NUDGE_DEFAULT_CHECKIN", "0 9,17 * * *"), ("NUDGE_MIN_CHECKIN_INTERVAL_MINUTES", "60")];
+        assert_eq!(Config::load(&env(&lenient)).unwrap().defaults.min_checkin_interval_minutes, 60);
+        let errors = Config::load(&env(&[("NUDGE_MIN_CHECKIN_INTERVAL_MINUTES", "0")])).unwrap_err();
+        assert_eq!(errors.0[0].key, "NUDGE_MIN_CHECKIN_INTERVAL_MINUTES");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use super::execute::{Context, Failure, refuse};
 use super::*;
 use crate::domain::digest::Digest;
+use crate::domain::firings;
 use crate::domain::schedule::{QuietDays, weekday_name};
 use crate::message::build::{self, day_label};
 use crate::message::{Message, Section};
@@ -27,12 +28,24 @@ pub(super) async fn run(tx: &mut Tx, ctx: &Context<'_>, command: NudgeCommand) -
         }
         NudgeCommand::ShowSchedule => Ok(Message::private(schedule_line(channel, ctx.now))),
         NudgeCommand::SetSchedule { schedule, time_zone } => {
+            let limit = ctx.defaults.min_checkin_interval_minutes;
+            if let Some(gap) = firings::gap_shorter_than(&schedule, Duration::minutes(limit.into()), ctx.now) {
+                return refuse(format!(
+                    "{} would post a check-in every {}; this nudge allows at most one every {} \
+                     (its operator's setting defaults.min_checkin_interval_minutes). Try `/nudge schedule mon 09:30`.",
+                    schedule.describe(),
+                    interval_words(gap.num_minutes()),
+                    interval_words(limit.into()),
+                ));
+            }
             let zone = time_zone.unwrap_or(channel.time_zone);
             tx.set_schedule(channel, &schedule, zone, ctx.now).await?;
             let data = serde_json::json!({ "schedule": schedule.expression(), "time_zone": zone.name() });
             ctx.event(tx, EventKind::ScheduleSet, None, data).await?;
             let updated = ChannelRecord { schedule, time_zone: zone, ..channel.clone() };
-            Ok(Message::channel(format!("🗓️ {}", schedule_line(&updated, ctx.now))))
+            // Settings changes are answered privately: the team sees the settings in the check-in,
+            // not an echo of every change.
+            Ok(Message::private(format!("🗓️ {}{}", schedule_line(&updated, ctx.now), never_posted(&updated, ctx.now))))
         }
         NudgeCommand::Quiet(change) => set_quiet(tx, ctx, change).await,
         NudgeCommand::Pause { weeks } => pause(tx, ctx, weeks).await,
@@ -41,14 +54,36 @@ pub(super) async fn run(tx: &mut Tx, ctx: &Context<'_>, command: NudgeCommand) -
     }
 }
 
+/// The next check-in that is posted: quiet days, holidays and a pause skip firings.
+fn next_check_in(channel: &ChannelRecord, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    firings::next_posted(&channel.schedule, channel.time_zone, &channel.quiet, channel.paused_until, now)
+}
+
 fn schedule_line(channel: &ChannelRecord, now: DateTime<Utc>) -> String {
     let zone = channel.time_zone;
-    let next = channel
-        .schedule
-        .next_after(now, zone)
+    let next = next_check_in(channel, now)
         .map(|at| at.with_timezone(&zone).format("%a %-d %b %H:%M").to_string())
         .unwrap_or_else(|| "never".into());
     format!("Check-ins: {} ({}). Next: {next}.", channel.schedule.describe(), zone.name())
+}
+
+/// A warning when the schedule and the quiet days together leave no check-in at all.
+fn never_posted(channel: &ChannelRecord, now: DateTime<Utc>) -> &'static str {
+    if next_check_in(channel, now).is_some() {
+        return "";
+    }
+    "\n⚠️ Every check-in on this schedule falls on a quiet day or a holiday, so none will be posted. \
+     Change the schedule (`/nudge schedule tue 09:30`) or the quiet days (`/nudge quiet off`)."
+}
+
+/// "1 minute", "8 hours", "1 day": a number of minutes in the largest whole unit.
+fn interval_words(minutes: i64) -> String {
+    let (count, unit) = match minutes {
+        m if m > 0 && m % 1440 == 0 => (m / 1440, "day"),
+        m if m > 0 && m % 60 == 0 => (m / 60, "hour"),
+        m => (m, "minute"),
+    };
+    if count == 1 { format!("1 {unit}") } else { format!("{count} {unit}s") }
 }
 
 async fn set_quiet(tx: &mut Tx, ctx: &Context<'_>, change: QuietChange) -> Result<Message, Failure> {
@@ -81,7 +116,8 @@ async fn set_quiet(tx: &mut Tx, ctx: &Context<'_>, change: QuietChange) -> Resul
     tx.set_quiet_days(ctx.ws, ctx.channel.id, &quiet.weekdays_to_stored(), &quiet.holidays_to_stored()).await?;
     let data = serde_json::json!({ "weekdays": quiet.weekdays_to_stored(), "holidays": quiet.holidays_to_stored() });
     ctx.event(tx, EventKind::QuietDaysSet, None, data).await?;
-    Ok(Message::channel(format!("🤫 {}", quiet_line(&quiet))))
+    let updated = ChannelRecord { quiet: quiet.clone(), ..ctx.channel.clone() };
+    Ok(Message::private(format!("🤫 {}{}", quiet_line(&quiet), never_posted(&updated, ctx.now))))
 }
 
 fn quiet_line(quiet: &QuietDays) -> String {
@@ -107,13 +143,12 @@ async fn pause(tx: &mut Tx, ctx: &Context<'_>, weeks: u32) -> Result<Message, Fa
     ctx.event(tx, EventKind::PauseSet, None, data).await?;
     let text = match until {
         Some(day) => format!(
-            "⏸️ {} paused nudge's automated posts here until {}. `/nudge pause 0` resumes them sooner.",
-            ctx.member.display_name,
+            "⏸️ nudge's automated posts here are paused until {}. `/nudge pause 0` resumes them sooner.",
             day_label(day, ctx.channel_today())
         ),
         None => "▶️ Automated posts are back on in this channel.".into(),
     };
-    Ok(Message::channel(text))
+    Ok(Message::private(text))
 }
 
 async fn digest(tx: &mut Tx, ctx: &Context<'_>) -> Result<Message, Failure> {
@@ -132,7 +167,7 @@ fn settings(ctx: &Context<'_>) -> Message {
     };
     let rules = if channel.rules.is_empty() { "none yet".to_string() } else { channel.rules.clone() };
     let section = Section::heading(format!("Settings for #{}", channel.name))
-        .with_field("Check-ins", schedule_line(channel, ctx.now))
+        .with_field("Check-ins", format!("{}{}", schedule_line(channel, ctx.now), never_posted(channel, ctx.now)))
         .with_field("Quiet days", quiet_line(&channel.quiet))
         .with_field("Paused", paused)
         .with_field("Open pledges per person", ctx.defaults.max_open_pledges.to_string())

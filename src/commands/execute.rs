@@ -108,9 +108,46 @@ impl Context<'_> {
     }
 }
 
-/// The reply to a command that did not parse: the problem, the usage line and an example.
-pub fn usage_reply(error: &UsageError) -> Message {
-    Message::private(error.to_string())
+/// Typed text longer than this is echoed back with its refusal: retyping it would be a chore.
+pub const ECHO_TYPED_AFTER_CHARS: usize = 80;
+/// The echo comes in pieces that every platform shows whole, and never more than a few of them.
+const ECHO_PIECE_CHARS: usize = 2000;
+const ECHO_MAX_PIECES: usize = 10;
+
+/// The reply to a command that did not parse: the problem, the usage line and an example. A long
+/// command (`typed`, as the person would type it again) comes back with it, privately, so it can
+/// be copied, fixed and sent instead of typed again.
+pub fn usage_reply(error: &UsageError, typed: &str) -> Message {
+    let reply = Message::private(error.to_string());
+    let typed = typed.trim();
+    if typed.chars().count() <= ECHO_TYPED_AFTER_CHARS {
+        return reply;
+    }
+    let chars: Vec<char> = typed.chars().collect();
+    let pieces: Vec<String> = chars.chunks(ECHO_PIECE_CHARS).map(|piece| piece.iter().collect()).collect();
+    let count = pieces.len();
+    // A fence keeps the text as typed; text that has fences of its own is shown as it is.
+    let fenced = !typed.contains("```");
+    let mut reply = reply;
+    for (n, piece) in pieces.into_iter().take(ECHO_MAX_PIECES).enumerate() {
+        let body = if fenced { format!("```{piece}```") } else { piece };
+        let section = if n == 0 {
+            Section::heading("What you typed, to copy and fix").with_body(body)
+        } else {
+            Section::body(body)
+        };
+        reply = reply.with_section(section);
+    }
+    if count > ECHO_MAX_PIECES {
+        let shown = ECHO_MAX_PIECES * ECHO_PIECE_CHARS;
+        reply = reply.with_section(Section::body(format!("(only the first {shown} characters are shown)")));
+    }
+    reply
+}
+
+/// The answer to a channel command (or form) used in a direct conversation: where to use it.
+pub fn team_channel_only() -> Message {
+    Message::private(TEAM_CHANNEL_ONLY)
 }
 
 /// The answer to a help command; it needs no workspace, channel or database. The list goes in a
@@ -129,7 +166,10 @@ pub fn is_read(command: &Command) -> bool {
     match command {
         Command::Help(_) => true,
         Command::Experiment(c) => {
-            matches!(c, ExperimentCommand::List(_) | ExperimentCommand::Show(_) | ExperimentCommand::Learnings { .. })
+            matches!(
+                c,
+                ExperimentCommand::List { .. } | ExperimentCommand::Show(_) | ExperimentCommand::Learnings { .. }
+            )
         }
         Command::Pledge(c) => matches!(c, PledgeCommand::List(_)),
         Command::Nudge(c) => matches!(
@@ -495,19 +535,16 @@ async fn run_command(tx: &mut Tx, ctx: &Context<'_>, command: Command) -> Result
 
 // ----- small helpers ----------------------------------------------------------------------------
 
-/// Resolves a typed date and refuses one in the past or absurdly far ahead.
-pub(super) fn future_day(due: &DueDate, today: NaiveDate, what: &str) -> Result<NaiveDate, Failure> {
+/// Resolves a typed date and refuses one in the past or absurdly far ahead. The refusal names the
+/// form `field` the date came from, so a form shows it there and stays open.
+pub(super) fn future_day(due: &DueDate, today: NaiveDate, what: &str, field: &str) -> Result<NaiveDate, Failure> {
     let day = due.resolve(today);
-    if day < today {
-        return refuse(format!("That {what} ({day}) has already passed; pick today or later."));
-    }
-    if day > today + Duration::days(366) {
-        return refuse(format!("That {what} ({day}) is more than a year away; small steps work better."));
-    }
-    Ok(day)
-}
-
-/// "15 of 16+" when a list was cut, else the count.
-pub(super) fn count_label(shown: usize, fetched: usize) -> String {
-    if fetched > shown { format!("The {shown} newest") } else { shown.to_string() }
+    let problem = if day < today {
+        format!("That {what} ({day}) has already passed; pick today or later.")
+    } else if day > today + Duration::days(366) {
+        format!("That {what} ({day}) is more than a year away; small steps work better.")
+    } else {
+        return Ok(day);
+    };
+    Err(Failure::User(Message::private(problem).about_field(field)))
 }

@@ -1,6 +1,6 @@
 //! `/experiment`: propose, list, show, start, record readings, close, vote, and the learnings.
 
-use super::execute::{Context, Failure, LIST_LIMIT, count_label, future_day, proposal_reply, refuse};
+use super::execute::{Context, Failure, LIST_LIMIT, future_day, proposal_reply, refuse};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::*;
@@ -11,13 +11,14 @@ use crate::domain::metric::Metric;
 use crate::domain::metric::{Win, format_value};
 use crate::domain::units::{Fit, fit, is_far_off, same_unit};
 use crate::message::build::{day_label, experiment_section, plural};
+use crate::message::form::fields;
 use crate::message::{ActionKind, ActionStyle, Message, Section, mention};
 use crate::store::{Edit, EventKind, ExperimentRecord, NewExperiment, Recipient, Tx};
 
 pub(super) async fn run(tx: &mut Tx, ctx: &Context<'_>, command: ExperimentCommand) -> Result<Message, Failure> {
     match command {
         ExperimentCommand::Propose(proposal) => propose(tx, ctx, proposal).await,
-        ExperimentCommand::List(filter) => list_experiments(tx, ctx, filter).await,
+        ExperimentCommand::List { filter, page } => list_experiments(tx, ctx, filter, page).await,
         ExperimentCommand::Show(id) => show_experiment(tx, ctx, id).await,
         ExperimentCommand::Start(id) => start_experiment(tx, ctx, id).await,
         ExperimentCommand::Update { experiment, value, unit, note, confirmed } => {
@@ -40,7 +41,7 @@ pub(super) async fn run(tx: &mut Tx, ctx: &Context<'_>, command: ExperimentComma
 
 async fn propose(tx: &mut Tx, ctx: &Context<'_>, proposal: Proposal) -> Result<Message, Failure> {
     let review_on = match &proposal.review {
-        Some(due) => Some(future_day(due, ctx.today(), "review date")?),
+        Some(due) => Some(future_day(due, ctx.today(), "review date", fields::REVIEW)?),
         None => None,
     };
     let new = NewExperiment {
@@ -78,31 +79,55 @@ async fn tell_owner(tx: &mut Tx, ctx: &Context<'_>, experiment: &ExperimentRecor
     Ok(())
 }
 
-async fn list_experiments(tx: &mut Tx, ctx: &Context<'_>, filter: ExperimentFilter) -> Result<Message, Failure> {
+async fn list_experiments(
+    tx: &mut Tx,
+    ctx: &Context<'_>,
+    filter: ExperimentFilter,
+    page: u32,
+) -> Result<Message, Failure> {
     use ExperimentStatus::*;
-    let (statuses, label): (Vec<ExperimentStatus>, &str) = match filter {
-        ExperimentFilter::Active => (vec![Proposed, Running], "proposed or running"),
-        ExperimentFilter::Proposed => (vec![Proposed], "proposed"),
-        ExperimentFilter::Running => (vec![Running], "running"),
-        ExperimentFilter::Closed => (closed_statuses(), "closed"),
-        ExperimentFilter::All => ([Proposed, Running].into_iter().chain(closed_statuses()).collect(), ""),
+    let (statuses, label, word): (Vec<ExperimentStatus>, &str, &str) = match filter {
+        ExperimentFilter::Active => (vec![Proposed, Running], "proposed or running", ""),
+        ExperimentFilter::Proposed => (vec![Proposed], "proposed", "proposed "),
+        ExperimentFilter::Running => (vec![Running], "running", "running "),
+        ExperimentFilter::Closed => (closed_statuses(), "closed", "closed "),
+        ExperimentFilter::All => ([Proposed, Running].into_iter().chain(closed_statuses()).collect(), "", "all "),
     };
-    let experiments = tx.experiments_in_channel(ctx.ws, ctx.channel.id, &statuses, LIST_LIMIT + 1).await?;
-    if experiments.is_empty() {
-        let what = if label.is_empty() { "No experiments".to_string() } else { format!("No {label} experiments") };
+    let offset = i64::from(page - 1) * LIST_LIMIT;
+    let (experiments, total) = tx.experiment_page(ctx.ws, ctx.channel.id, &statuses, LIST_LIMIT, offset).await?;
+    let what = if label.is_empty() { "experiments".to_string() } else { format!("{label} experiments") };
+    if total == 0 {
         return Ok(Message::private(format!(
-            "{what} in this channel yet. Propose one: `/experiment propose <title> | <hypothesis> | <metric> <baseline> -> <target>`"
+            "No {what} in this channel yet. Propose one: `/experiment propose <title> | <hypothesis> | <metric> <baseline> -> <target>`"
         )));
     }
-    let shown = experiments.len().min(LIST_LIMIT as usize);
-    let mut text =
-        format!("{} experiment{} in #{}", count_label(shown, experiments.len()), plural(shown), ctx.channel.name);
+    if experiments.is_empty() {
+        let pages = (total + LIST_LIMIT - 1) / LIST_LIMIT;
+        return refuse(format!(
+            "There {} {total} {what} in #{}, which make {pages} page{}; try `/experiment list {word}{pages}`.",
+            if total == 1 { "is" } else { "are" },
+            ctx.channel.name,
+            plural(pages as usize),
+        ));
+    }
+    let first = offset + 1;
+    let last = offset + experiments.len() as i64;
+    let mut text = format!("{total} experiment{} in #{}", plural(total as usize), ctx.channel.name);
     if !label.is_empty() {
         text = format!("{text} ({label})");
     }
+    if total > experiments.len() as i64 {
+        text = format!("{text}, showing {first}–{last}");
+    }
     let mut reply = Message::private(text);
-    for experiment in experiments.iter().take(shown) {
+    for experiment in &experiments {
         reply = reply.with_section(experiment_section(experiment, &[], ctx.today(), false));
+    }
+    // The rest is one command away, never silently left out.
+    if total > last {
+        let more = total - last;
+        let next = format!("/experiment list {word}{}", page + 1);
+        reply = reply.with_section(Section::body(format!("…and {more} more: `{}`", next.trim_end())));
     }
     Ok(reply)
 }
@@ -187,7 +212,8 @@ async fn record_reading(
     let shown = |value: f64| format_value(value, metric.unit.as_deref());
     let value = match fit(metric, typed.value, unit) {
         Fit::Value(value) => value,
-        Fit::Refuse(why) => return refuse(why),
+        // A unit that conflicts with the metric's is the value field's problem in a form.
+        Fit::Refuse(why) => return Err(Failure::User(Message::private(why).about_field(fields::VALUE))),
         Fit::Ask { suggested, why } => {
             let ask = Message::private(format!("{why} Nothing is recorded until you choose.")).with_section(
                 Section::heading(format!("{id} · {}", experiment.title))
@@ -360,7 +386,7 @@ async fn edit(tx: &mut Tx, ctx: &Context<'_>, id: ExperimentRef, change: Change)
             ("target", format_value(metric.target, unit), format_value(target, unit))
         }
         Change::Review(due) => {
-            let day = future_day(due, ctx.today(), "review date")?;
+            let day = future_day(due, ctx.today(), "review date", fields::REVIEW)?;
             new_review = Some(day);
             let from = experiment.review_on.map(|d| day_label(d, ctx.today())).unwrap_or_else(|| "none".into());
             ("review", from, day_label(day, ctx.today()))
@@ -424,12 +450,25 @@ async fn learnings(tx: &mut Tx, ctx: &Context<'_>, words: Option<&str>) -> Resul
     let closed = tx.learnings(ctx.ws, words, LIST_LIMIT).await?;
     if closed.is_empty() {
         let text = match words {
-            Some(w) => format!("No learnings mention \"{w}\" yet."),
+            Some(w) => format!("No learnings mention every one of \"{w}\" yet. Fewer words find more."),
             None => "No learnings yet. Close an experiment with what you learned: `/experiment close E-3 lost <what we learned>`".into(),
         };
         return Ok(Message::private(text));
     }
-    let mut reply = Message::private(format!("📚 {} learning{}", closed.len(), plural(closed.len())));
+    let total = if closed.len() < LIST_LIMIT as usize {
+        closed.len() as i64
+    } else {
+        tx.count_learnings(ctx.ws, words).await?
+    };
+    let mut headline = format!("📚 {total} learning{}", plural(total as usize));
+    if let Some(w) = words {
+        headline = format!("{headline} {} \"{w}\"", if total == 1 { "mentions" } else { "mention" });
+    }
+    if total > closed.len() as i64 {
+        let hint = if words.is_some() { "add words to narrow it" } else { "add words to search" };
+        headline = format!("{headline}, showing the {} newest; {hint}", closed.len());
+    }
+    let mut reply = Message::private(headline);
     for experiment in &closed {
         let learning = experiment.learning.as_deref().unwrap_or_default();
         let closed_on =

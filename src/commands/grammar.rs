@@ -61,9 +61,9 @@ pub const EXPERIMENT_PROPOSE: Syntax = Syntax {
     summary: "propose a small experiment and the metric it should move",
 };
 pub const EXPERIMENT_LIST: Syntax = Syntax {
-    usage: "/experiment list [proposed|running|closed|all]",
-    example: "/experiment list running",
-    summary: "see what the team is working on (proposed and running unless you say)",
+    usage: "/experiment list [proposed|running|closed|all] [page]",
+    example: "/experiment list proposed 2",
+    summary: "see what the team is working on (running, then the backlog by votes, unless you say)",
 };
 pub const EXPERIMENT_SHOW: Syntax = Syntax {
     usage: "/experiment show <id>",
@@ -120,7 +120,8 @@ pub const EXPERIMENT: Syntax = Syntax {
 pub const PLEDGE_MAKE: Syntax = Syntax {
     usage: "/pledge <what> by <when>",
     example: "/pledge call five customers by fri",
-    summary: "promise something by a day (today, tomorrow, fri, next week, in 3 days, 2026-12-01)",
+    summary: "promise something by a day (today, tomorrow, fri, next week, in 3 days, 2026-12-01); \
+              start with to when it begins with list, done, extend, release or help",
 };
 pub const PLEDGE_DONE: Syntax = Syntax {
     usage: "/pledge done <id> [note]",
@@ -331,7 +332,7 @@ fn parse_experiment(text: &str) -> Result<Command, UsageError> {
     let command = match word.to_lowercase().as_str() {
         "" | "help" => return Ok(Command::Help(HelpTopic::Experiment)),
         "propose" => ExperimentCommand::Propose(parse_proposal(rest)?),
-        "list" => ExperimentCommand::List(parse_experiment_filter(rest)?),
+        "list" => parse_experiment_list(rest)?,
         "show" => ExperimentCommand::Show(only_experiment_id(rest, &EXPERIMENT_SHOW)?),
         "start" => ExperimentCommand::Start(only_experiment_id(rest, &EXPERIMENT_START)?),
         "vote" => ExperimentCommand::Vote(only_experiment_id(rest, &EXPERIMENT_VOTE)?),
@@ -493,6 +494,24 @@ fn agreed_unit(baseline: String, target: String) -> Result<String, String> {
     } else {
         Err(format!("the baseline is in {baseline} but the target is in {target}; use one unit for both"))
     }
+}
+
+/// The longest list anyone pages through: far more experiments than a channel will ever have.
+const MAX_LIST_PAGE: u32 = 1000;
+
+/// `[filter] [page]`: a page number may follow the filter ("proposed 2") or stand alone ("2").
+fn parse_experiment_list(text: &str) -> Result<ExperimentCommand, UsageError> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (filter_words, page) = match words.split_last() {
+        Some((last, before)) if last.bytes().all(|b| b.is_ascii_digit()) => {
+            let page = last.parse::<u32>().ok().filter(|p| (1..=MAX_LIST_PAGE).contains(p)).ok_or_else(|| {
+                EXPERIMENT_LIST.error(format!("{} is not a page; pages start at 1, like list proposed 2", quote(last)))
+            })?;
+            (before.join(" "), page)
+        }
+        _ => (trim(text).to_string(), 1),
+    };
+    Ok(ExperimentCommand::List { filter: parse_experiment_filter(&filter_words)?, page })
 }
 
 fn parse_experiment_filter(text: &str) -> Result<ExperimentFilter, UsageError> {
@@ -817,7 +836,6 @@ fn quantity_at_start(words: &[&str]) -> Result<(Quantity, usize), String> {
 fn parse_pledge(text: &str) -> Result<Command, UsageError> {
     let lowered: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
     let lowered: Vec<&str> = lowered.iter().map(String::as_str).collect();
-    // These words are subcommands only as the whole text: "/pledge list all customers by fri" is a pledge.
     match lowered.as_slice() {
         [] | ["help"] => return Ok(Command::Help(HelpTopic::Pledge)),
         ["list"] | ["list", "mine"] => return Ok(Command::Pledge(PledgeCommand::List(PledgeFilter::Mine))),
@@ -825,10 +843,13 @@ fn parse_pledge(text: &str) -> Result<Command, UsageError> {
         _ => {}
     }
     let (first, rest) = split_word(text);
+    // "I pledge to …": a leading "to" says the rest is the promise, even when it starts with a
+    // subcommand word ("/pledge to list the team's risks by fri").
+    if first.eq_ignore_ascii_case("to") && !is_blank(rest) {
+        return parse_make(rest).map(Command::Pledge);
+    }
     let (second, after) = split_word(rest);
     let first = first.to_lowercase();
-    // "done"/"extend"/"release" are subcommands only before a pledge id, so "/pledge release the
-    // notes by fri" stays a pledge.
     if let ("done" | "extend" | "release", Ok(pledge)) = (first.as_str(), second.parse::<PledgeRef>()) {
         return match first.as_str() {
             "done" => parse_done(pledge, after),
@@ -837,20 +858,75 @@ fn parse_pledge(text: &str) -> Result<Command, UsageError> {
         }
         .map(Command::Pledge);
     }
-    // Without an id and without "by" it cannot be a pledge either; the id is the likelier slip.
-    if matches!(first.as_str(), "done" | "extend" | "release") && last_by(text).is_none() {
-        let syntax = match first.as_str() {
-            "done" => &PLEDGE_DONE,
-            "extend" => &PLEDGE_EXTEND,
-            _ => &PLEDGE_RELEASE,
-        };
-        let problem = match second.parse::<PledgeRef>() {
-            Err(e) if !second.is_empty() => e.to_string(),
-            _ => "which pledge? give its id, like P-4".to_string(),
-        };
-        return Err(syntax.error(problem));
+    // "/pledge P-10 done": the id and the subcommand swapped.
+    if let Ok(pledge) = first.parse::<PledgeRef>() {
+        return Err(swapped_id(pledge, &second.to_lowercase(), after));
+    }
+    // A subcommand word never starts a public pledge by accident ("/pledge list team by fri"
+    // once pledged "list team"): it is asked about, and "to" confirms the pledge.
+    if matches!(first.as_str(), "list" | "done" | "extend" | "release" | "help") {
+        return Err(subcommand_not_pledge(&first, second, text));
     }
     parse_make(text).map(Command::Pledge)
+}
+
+/// The syntax of a pledge subcommand word.
+fn pledge_syntax(word: &str) -> &'static Syntax {
+    match word {
+        "done" => &PLEDGE_DONE,
+        "extend" => &PLEDGE_EXTEND,
+        "release" => &PLEDGE_RELEASE,
+        "list" => &PLEDGE_LIST,
+        _ => &PLEDGE_MAKE,
+    }
+}
+
+/// Typed text shown inside a suggestion to copy: whole, unless it is far longer than any pledge.
+fn echo(text: &str) -> String {
+    let text = trim(text);
+    if text.chars().count() > 300 { format!("{}…", text.chars().take(299).collect::<String>()) } else { text.into() }
+}
+
+fn swapped_id(pledge: PledgeRef, verb: &str, after: &str) -> UsageError {
+    let with_rest = |command: String| if is_blank(after) { command } else { format!("{command} {}", echo(after)) };
+    let problem = match verb {
+        "done" | "kept" => format!("did you mean `{}`?", with_rest(format!("/pledge done {pledge}"))),
+        "extend" => format!("did you mean `{}`?", with_rest(format!("/pledge extend {pledge}"))),
+        "release" => format!("did you mean `{}`?", with_rest(format!("/pledge release {pledge}"))),
+        _ => format!(
+            "{pledge} is a pledge; did you mean `/pledge done {pledge}`, `/pledge extend {pledge} to <when>` \
+             or `/pledge release {pledge} <why>`?"
+        ),
+    };
+    let syntax = match verb {
+        "extend" => &PLEDGE_EXTEND,
+        "release" => &PLEDGE_RELEASE,
+        _ => &PLEDGE_DONE,
+    };
+    syntax.error(problem)
+}
+
+fn subcommand_not_pledge(word: &str, second: &str, text: &str) -> UsageError {
+    let syntax = pledge_syntax(word);
+    let Some(by) = last_by(text) else {
+        // Without "by" it cannot be a pledge at all; a missing or mistyped id is the likelier slip.
+        return match (word, second.parse::<PledgeRef>()) {
+            ("list" | "help", _) => syntax.error(format!("did you mean `{}`?", meant(word, syntax))),
+            (_, Err(e)) if !second.is_empty() => syntax.error(e.to_string()),
+            _ => syntax.error("which pledge? give its id, like P-4"),
+        };
+    };
+    syntax.error(format!(
+        "did you mean `{}`? To pledge {}, start with to: `/pledge to {}`",
+        meant(word, syntax),
+        quote(trim(&text[..by])),
+        echo(text)
+    ))
+}
+
+/// The command a subcommand word most likely meant, as a usage line.
+fn meant(word: &str, syntax: &Syntax) -> &'static str {
+    if word == "help" { "/pledge help" } else { syntax.usage }
 }
 
 fn parse_make(text: &str) -> Result<PledgeCommand, UsageError> {
@@ -1200,7 +1276,10 @@ mod tests {
     #[test]
     fn command_names_work_with_or_without_the_slash_in_any_case() {
         for name in ["/experiment", "experiment", "/EXPERIMENT", " /Experiment ", "experiments"] {
-            assert_eq!(ok(name, "list"), Command::Experiment(ExperimentCommand::List(ExperimentFilter::Active)));
+            assert_eq!(
+                ok(name, "list"),
+                Command::Experiment(ExperimentCommand::List { filter: ExperimentFilter::Active, page: 1 })
+            );
         }
         assert_eq!(ok("PLEDGE", "list"), Command::Pledge(PledgeCommand::List(PledgeFilter::Mine)));
         assert_eq!(ok("Nudge", "digest"), Command::Nudge(NudgeCommand::Digest));
@@ -1217,7 +1296,7 @@ mod tests {
     fn a_line_names_its_command_with_the_first_word() {
         assert_eq!(
             parse_line("experiment list"),
-            Ok(Command::Experiment(ExperimentCommand::List(ExperimentFilter::Active)))
+            Ok(Command::Experiment(ExperimentCommand::List { filter: ExperimentFilter::Active, page: 1 }))
         );
         assert_eq!(
             parse_line("/pledge call 5 customers by fri"),
@@ -1490,8 +1569,19 @@ mod tests {
             ("list ALL", ExperimentFilter::All),
         ];
         for (text, filter) in cases {
-            assert_eq!(experiment(text), ExperimentCommand::List(filter), "{text}");
+            assert_eq!(experiment(text), ExperimentCommand::List { filter, page: 1 }, "{text}");
         }
+    }
+
+    #[test]
+    fn list_takes_a_page_after_the_filter_or_alone() {
+        assert_eq!(
+            experiment("list proposed 2"),
+            ExperimentCommand::List { filter: ExperimentFilter::Proposed, page: 2 }
+        );
+        assert_eq!(experiment("list 3"), ExperimentCommand::List { filter: ExperimentFilter::Active, page: 3 });
+        assert_error(&err("/experiment", "list proposed 0"), &["\"0\" is not a page"], &EXPERIMENT_LIST);
+        assert_error(&err("/experiment", "list 99999999999"), &["is not a page"], &EXPERIMENT_LIST);
     }
 
     #[test]
@@ -1686,12 +1776,51 @@ mod tests {
     }
 
     #[test]
-    fn subcommand_words_start_a_pledge_when_no_id_follows() {
+    fn subcommand_words_never_start_a_pledge_unless_it_starts_with_to() {
         let make = |text: &str| PledgeCommand::Make { text: text.into(), due: DueDate::Weekday(Weekday::Fri) };
-        assert_eq!(pledge("list all customers by fri"), make("list all customers"));
-        assert_eq!(pledge("release the notes by fri"), make("release the notes"));
-        assert_eq!(pledge("done with onboarding docs by fri"), make("done with onboarding docs"));
-        assert_eq!(pledge("help Ana with the deck by fri"), make("help Ana with the deck"));
+        let error = err("/pledge", "list team by fri");
+        assert_error(
+            &error,
+            &["did you mean `/pledge list [mine|all]`?", "`/pledge to list team by fri`"],
+            &PLEDGE_LIST,
+        );
+        assert_error(
+            &err("/pledge", "release the notes by fri"),
+            &["/pledge release <id> <why>", "\"release the notes\""],
+            &PLEDGE_RELEASE,
+        );
+        assert_error(
+            &err("/pledge", "done with onboarding docs by fri"),
+            &["did you mean `/pledge done <id> [note]`?"],
+            &PLEDGE_DONE,
+        );
+        assert_error(
+            &err("/pledge", "Extend the trial by fri"),
+            &["/pledge to Extend the trial by fri"],
+            &PLEDGE_EXTEND,
+        );
+        assert_error(&err("/pledge", "help Ana with the deck by fri"), &["did you mean `/pledge help`?"], &PLEDGE_MAKE);
+        assert_error(&err("/pledge", "list team"), &["did you mean `/pledge list [mine|all]`?"], &PLEDGE_LIST);
+        // "to" confirms the pledge, whatever its first word; a pledge that needs no "to" may have one.
+        assert_eq!(pledge("to list team by fri"), make("list team"));
+        assert_eq!(pledge("TO release the notes by fri"), make("release the notes"));
+        assert_eq!(pledge("to call five customers by fri"), make("call five customers"));
+        assert_eq!(pledge("to list all customers by fri"), make("list all customers"));
+    }
+
+    #[test]
+    fn a_pledge_id_before_its_subcommand_asks_did_you_mean() {
+        let error = err("/pledge", "P-10 done");
+        assert_error(&error, &["did you mean `/pledge done P-10`?"], &PLEDGE_DONE);
+        assert!(!error.problem.contains("due date"), "{}", error.problem);
+        assert_error(
+            &err("/pledge", "p10 done all five called"),
+            &["`/pledge done P-10 all five called`"],
+            &PLEDGE_DONE,
+        );
+        assert_error(&err("/pledge", "P-3 extend to fri"), &["`/pledge extend P-3 to fri`"], &PLEDGE_EXTEND);
+        assert_error(&err("/pledge", "P-3 release no time"), &["`/pledge release P-3 no time`"], &PLEDGE_RELEASE);
+        assert_error(&err("/pledge", "P-3"), &["P-3 is a pledge; did you mean `/pledge done P-3`"], &PLEDGE_DONE);
     }
 
     #[test]
@@ -1990,7 +2119,11 @@ mod tests {
         assert!(err.problem.contains("someday"), "{}", err.problem);
         let err = parse("/pledge", "extend the deadline").unwrap_err();
         assert_eq!(err.usage, PLEDGE_EXTEND.usage);
-        // With a "by" and no id it is a new pledge, like done and release.
-        assert!(matches!(parse("/pledge", "extend the trial by fri"), Ok(Command::Pledge(PledgeCommand::Make { .. }))));
+        // With a "by" and no id it is asked about, like done and release; "to" makes it a pledge.
+        assert!(parse("/pledge", "extend the trial by fri").unwrap_err().problem.contains("/pledge to extend"));
+        assert!(matches!(
+            parse("/pledge", "to extend the trial by fri"),
+            Ok(Command::Pledge(PledgeCommand::Make { .. }))
+        ));
     }
 }

@@ -43,7 +43,11 @@ pub enum HelpTopic {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExperimentCommand {
     Propose(Proposal),
-    List(ExperimentFilter),
+    /// One page (from 1) of the channel's experiments.
+    List {
+        filter: ExperimentFilter,
+        page: u32,
+    },
     Show(ExperimentRef),
     Start(ExperimentRef),
     /// A reading: `value` as typed, in `unit` when one was typed. `confirmed` when the person said

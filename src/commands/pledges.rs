@@ -7,6 +7,7 @@ use crate::domain::ids::PledgeRef;
 use crate::domain::pledge::{PledgeStatus, days_overdue, has_capacity};
 use crate::message::Message;
 use crate::message::build::{PledgeButtons, day_label, pledge_section, plural};
+use crate::message::form::fields;
 use crate::store::{EventKind, NewPledge, PledgeRecord, Tx};
 
 pub(super) async fn run(tx: &mut Tx, ctx: &Context<'_>, command: PledgeCommand) -> Result<Message, Failure> {
@@ -21,7 +22,7 @@ pub(super) async fn run(tx: &mut Tx, ctx: &Context<'_>, command: PledgeCommand) 
 
 async fn make_pledge(tx: &mut Tx, ctx: &Context<'_>, text: &str, due: &DueDate) -> Result<Message, Failure> {
     let today = ctx.today();
-    let due_on = future_day(due, today, "due date")?;
+    let due_on = future_day(due, today, "due date", fields::DUE)?;
     let open = tx.open_pledges_of(ctx.ws, ctx.member.id).await?;
     let limit = ctx.defaults.max_open_pledges;
     if !has_capacity(open.len(), limit) {
@@ -97,7 +98,7 @@ async fn keep_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef, note: Option
 async fn extend_pledge(tx: &mut Tx, ctx: &Context<'_>, id: PledgeRef, due: &DueDate) -> Result<Message, Failure> {
     let pledge = own_pledge(tx, ctx, id).await?;
     let today = ctx.today();
-    let due_on = future_day(due, today, "new due date")?;
+    let due_on = future_day(due, today, "new due date", fields::DUE)?;
     if due_on == pledge.due_on {
         return refuse(format!("{id} is already due {}.", day_label(due_on, today)));
     }
@@ -139,7 +140,19 @@ async fn list_pledges(tx: &mut Tx, ctx: &Context<'_>, filter: PledgeFilter) -> R
         };
         return Ok(Message::private(text));
     }
-    let mut reply = Message::private(format!("{whose} open pledges ({})", pledges.len()));
+    // The channel's list is cut to fit a message; its headline still tells the whole number.
+    let total = match filter {
+        PledgeFilter::All if pledges.len() as i64 >= LIST_LIMIT => {
+            tx.count_open_pledges_in_channel(ctx.ws, ctx.channel.id).await?
+        }
+        _ => pledges.len() as i64,
+    };
+    let headline = if total > pledges.len() as i64 {
+        format!("{whose} open pledges ({total}, showing the {} due soonest)", pledges.len())
+    } else {
+        format!("{whose} open pledges ({total})")
+    };
+    let mut reply = Message::private(headline);
     for pledge in &pledges {
         reply = reply.with_section(pledge_section(
             pledge,

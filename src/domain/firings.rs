@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use super::schedule::Schedule;
+use super::schedule::{QuietDays, Schedule};
 
 /// An occurrence later than this is recorded as skipped instead of fired.
 pub const LATE_LIMIT: Duration = Duration::hours(6);
@@ -186,6 +186,77 @@ pub fn local_time(zone: Tz, day: NaiveDate, hour: u32) -> Option<DateTime<Utc>> 
     }
 }
 
+/// Why a channel gets no automated post on its local `day`: a pause, a holiday or a quiet weekday.
+/// The scheduler and the "Next:" a channel is shown follow this one rule.
+pub fn quiet_reason(quiet: &QuietDays, paused_until: Option<NaiveDate>, day: NaiveDate) -> Option<&'static str> {
+    if paused_until.is_some_and(|until| day < until) {
+        return Some("paused");
+    }
+    if quiet.is_quiet(day) {
+        return Some(if quiet.holidays.contains(&day) { "holiday" } else { "quiet day" });
+    }
+    None
+}
+
+/// How far past a pause the next posted firing is looked for: a year covers every weekday and
+/// every holiday a channel can list.
+const POSTED_HORIZON: Duration = Duration::days(371);
+
+/// The first firing of `schedule` after `after` that is posted, skipping quiet days, holidays and a
+/// pause; `None` when every firing in the year after the pause is suppressed.
+pub fn next_posted(
+    schedule: &Schedule,
+    zone: Tz,
+    quiet: &QuietDays,
+    paused_until: Option<NaiveDate>,
+    after: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let resumes = paused_until.and_then(|day| local_time(zone, day, 0)).unwrap_or(after).max(after);
+    let horizon = resumes + POSTED_HORIZON;
+    let mut cursor = after;
+    while let Some(at) = schedule.next_after(cursor, zone) {
+        if at > horizon {
+            return None;
+        }
+        let day = at.with_timezone(&zone).date_naive();
+        if quiet_reason(quiet, paused_until, day).is_none() {
+            return Some(at);
+        }
+        // Every later firing that day is suppressed too, so look from the day's end: an every-minute
+        // schedule costs one step per day, not one per minute.
+        let day_end = day.succ_opt().and_then(|next| local_time(zone, next, 0)).unwrap_or(at);
+        cursor = day_end.max(at + Duration::milliseconds(1)) - Duration::milliseconds(1);
+    }
+    None
+}
+
+/// Firings looked at for the shortest gap: enough for any weekly pattern many times over.
+const FIRINGS_CHECKED: usize = 1000;
+
+/// The shortest gap between two firings of `schedule`, when it is shorter than `limit`, on the wall
+/// clock (in UTC, so a daylight-saving change never makes a daily schedule look more frequent).
+pub fn gap_shorter_than(schedule: &Schedule, limit: Duration, after: DateTime<Utc>) -> Option<Duration> {
+    let zone = chrono_tz::UTC;
+    let first = schedule.next_after(after, zone)?;
+    let horizon = first + POSTED_HORIZON;
+    // Once a short gap is seen, a week more shows the shortest one of the weekly pattern.
+    let mut shortest: Option<(Duration, DateTime<Utc>)> = None;
+    let mut previous = first;
+    for _ in 0..FIRINGS_CHECKED {
+        let Some(next) = schedule.next_after(previous, zone) else { break };
+        let gap = next - previous;
+        if gap < limit && shortest.is_none_or(|(known, _)| gap < known) {
+            shortest = Some((gap, shortest.map_or(next, |(_, since)| since)));
+        }
+        let stop = shortest.map_or(horizon, |(_, since)| since + Duration::days(8));
+        if next > stop {
+            break;
+        }
+        previous = next;
+    }
+    shortest.map(|(gap, _)| gap)
+}
+
 #[cfg(test)]
 mod tests {
     use chrono_tz::Europe::Berlin;
@@ -236,6 +307,33 @@ mod tests {
         assert_eq!(at(berlin(25, 9, 0), berlin(25, 18, 0)), Due::Skip((PledgeStage::Due, berlin(25, 9, 0))));
         assert_eq!(at(berlin(28, 9, 0), berlin(30, 22, 0)), Due::Fire((PledgeStage::Broken, berlin(30, 9, 0))));
         assert_eq!(at(berlin(25, 9, 0), berlin(25, 8, 0)), Due::Nothing);
+    }
+
+    #[test]
+    fn the_next_posted_check_in_skips_quiet_days_holidays_and_a_pause() {
+        let quiet_mondays = QuietDays { weekdays: vec![chrono::Weekday::Mon], holidays: vec![] };
+        let monday = berlin(23, 10, 0);
+        let every_weekday = Schedule::parse("weekdays 09:30").unwrap();
+        assert_eq!(next_posted(&every_weekday, Berlin, &QuietDays::default(), None, monday), Some(berlin(24, 9, 30)));
+        let holiday = QuietDays { weekdays: vec![], holidays: vec![NaiveDate::from_ymd_opt(2026, 11, 24).unwrap()] };
+        assert_eq!(next_posted(&every_weekday, Berlin, &holiday, None, monday), Some(berlin(25, 9, 30)));
+        let paused = NaiveDate::from_ymd_opt(2026, 11, 27);
+        assert_eq!(next_posted(&every_weekday, Berlin, &QuietDays::default(), paused, monday), Some(berlin(27, 9, 30)));
+        // Only on quiet Mondays: never posted.
+        assert_eq!(next_posted(&monday_0930(), Berlin, &quiet_mondays, None, monday), None);
+        let every_minute = Schedule::parse("* * * * *").unwrap();
+        assert_eq!(next_posted(&every_minute, Berlin, &quiet_mondays, None, monday), Some(berlin(24, 0, 0)));
+    }
+
+    #[test]
+    fn a_schedule_more_frequent_than_the_limit_shows_its_shortest_gap() {
+        let day = Duration::minutes(1440);
+        let now = berlin(23, 10, 0);
+        assert_eq!(gap_shorter_than(&Schedule::parse("* * * * *").unwrap(), day, now), Some(Duration::minutes(1)));
+        assert_eq!(gap_shorter_than(&Schedule::parse("0 9,17 * * *").unwrap(), day, now), Some(Duration::hours(8)));
+        assert_eq!(gap_shorter_than(&Schedule::parse("daily 09:00").unwrap(), day, now), None);
+        assert_eq!(gap_shorter_than(&monday_0930(), day, now), None);
+        assert_eq!(gap_shorter_than(&Schedule::parse("*/5 * * * *").unwrap(), Duration::minutes(1), now), None);
     }
 
     #[test]

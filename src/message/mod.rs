@@ -27,6 +27,11 @@ pub struct Message {
     pub text: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sections: Vec<Section>,
+    /// When the message refuses one answer of a form (a date already past), that field's name
+    /// (`form::fields`): a platform shows the refusal next to the field and keeps the form open,
+    /// with everything typed in it. A typed command's answer just shows the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// A block of the message: a heading, some text, label/value fields, a metric row, buttons.
@@ -160,11 +165,17 @@ pub enum ActionStyle {
 
 impl Message {
     pub fn private(text: impl Into<String>) -> Message {
-        Message { visibility: Visibility::Private, text: text.into(), sections: Vec::new() }
+        Message { visibility: Visibility::Private, text: text.into(), sections: Vec::new(), field: None }
     }
 
     pub fn channel(text: impl Into<String>) -> Message {
-        Message { visibility: Visibility::Channel, text: text.into(), sections: Vec::new() }
+        Message { visibility: Visibility::Channel, text: text.into(), sections: Vec::new(), field: None }
+    }
+
+    /// Marks the message as the refusal of one form field's answer.
+    pub fn about_field(mut self, field: &str) -> Message {
+        self.field = Some(field.to_string());
+        self
     }
 
     pub fn with_section(mut self, section: Section) -> Message {

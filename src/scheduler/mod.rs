@@ -444,11 +444,5 @@ impl Plans {
 /// Why a channel gets no automated post at `at`: a quiet weekday, a holiday, or a pause.
 fn quiet_reason(channel: &ChannelRecord, at: DateTime<Utc>) -> Option<&'static str> {
     let day = at.with_timezone(&channel.time_zone).date_naive();
-    if channel.paused_until.is_some_and(|until| day < until) {
-        return Some("paused");
-    }
-    if channel.quiet.is_quiet(day) {
-        return Some(if channel.quiet.holidays.contains(&day) { "holiday" } else { "quiet day" });
-    }
-    None
+    firings::quiet_reason(&channel.quiet, channel.paused_until, day)
 }

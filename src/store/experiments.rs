@@ -473,31 +473,100 @@ impl Tx {
         Ok(inserted == 1)
     }
 
-    /// Closed experiments with a learning, newest first, optionally containing `words`
-    /// (case-insensitive, in the title, hypothesis or learning).
+    /// Closed experiments with a learning, newest first, that contain every one of `words` (any
+    /// order, case-insensitive, in the title, hypothesis or learning).
     pub async fn learnings(
         &mut self,
         ws: WorkspaceId,
         words: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ExperimentRecord>, StoreError> {
-        let pattern = words.map(|w| format!("%{}%", escape_like(&w.to_lowercase())));
+        let words = search_words(words);
         let rows: Vec<ExperimentRow> = on_conn!(self, |c, pg| {
-            sqlx::query_as(cached_sql!(
-                "SELECT ",
-                EXPERIMENT_COLUMNS,
-                " WHERE e.workspace_id = $1 AND e.learning IS NOT NULL AND ($2 IS NULL \
-                 OR LOWER(e.learning || ' ' || e.title || ' ' || e.hypothesis) LIKE $2 ESCAPE '\\') \
-                 ORDER BY e.closed_at DESC, e.number DESC LIMIT $3"
-            ))
-            .bind(ws.0)
-            .bind(pattern.as_deref())
-            .bind(limit)
-            .fetch_all(&mut *c)
-            .await?
+            let sql = if pg {
+                cached_sql!("SELECT ", EXPERIMENT_COLUMNS, " WHERE ", PG_LEARNING_MATCHES, LEARNINGS_ORDER)
+            } else {
+                cached_sql!("SELECT ", EXPERIMENT_COLUMNS, " WHERE ", SQLITE_LEARNING_MATCHES, LEARNINGS_ORDER)
+            };
+            sqlx::query_as(sql).bind(ws.0).bind(&words).bind(limit).fetch_all(&mut *c).await?
         });
         rows.into_iter().map(ExperimentRow::into_record).collect()
     }
+
+    /// How many learnings [`Tx::learnings`] would find without its limit.
+    pub async fn count_learnings(&mut self, ws: WorkspaceId, words: Option<&str>) -> Result<i64, StoreError> {
+        let words = search_words(words);
+        let count: i64 = on_conn!(self, |c, pg| {
+            let sql = if pg {
+                cached_sql!("SELECT COUNT(*) FROM experiments e WHERE ", PG_LEARNING_MATCHES)
+            } else {
+                cached_sql!("SELECT COUNT(*) FROM experiments e WHERE ", SQLITE_LEARNING_MATCHES)
+            };
+            sqlx::query_scalar(sql).bind(ws.0).bind(&words).fetch_one(&mut *c).await?
+        });
+        Ok(count)
+    }
+
+    /// One page of the channel's experiments with the given statuses: running and closed ones newest
+    /// first, then the backlog (proposed ones) by votes, most first; and how many there are in all.
+    pub async fn experiment_page(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+        statuses: &[ExperimentStatus],
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<ExperimentRecord>, i64), StoreError> {
+        let words: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let list = words.join(",");
+        let (rows, total): (Vec<ExperimentRow>, i64) = on_conn!(self, |c, pg| {
+            let rows = sqlx::query_as(cached_sql!(
+                "SELECT ",
+                EXPERIMENT_COLUMNS,
+                " WHERE e.workspace_id = $1 AND e.channel_id = $2 AND (',' || $3 || ',') LIKE ('%,' || e.status || ',%') \
+                 ORDER BY CASE WHEN e.status = 'proposed' THEN 1 ELSE 0 END, \
+                 CASE WHEN e.status = 'proposed' THEN (SELECT COUNT(*) FROM votes v WHERE v.experiment_id = e.id) END DESC, \
+                 CASE WHEN e.status = 'proposed' THEN e.number ELSE -e.number END \
+                 LIMIT $4 OFFSET $5"
+            ))
+            .bind(ws.0)
+            .bind(channel.0)
+            .bind(&list)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&mut *c)
+            .await?;
+            let total = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM experiments e WHERE e.workspace_id = $1 AND e.channel_id = $2 \
+                 AND (',' || $3 || ',') LIKE ('%,' || e.status || ',%')",
+            )
+            .bind(ws.0)
+            .bind(channel.0)
+            .bind(&list)
+            .fetch_one(&mut *c)
+            .await?;
+            (rows, total)
+        });
+        Ok((rows.into_iter().map(ExperimentRow::into_record).collect::<Result<_, _>>()?, total))
+    }
+}
+
+/// A learning that holds every search word (`$2`, a JSON array of escaped, lower-case words; an
+/// empty array matches every learning). The two backends read JSON arrays differently.
+const PG_LEARNING_MATCHES: &str = "e.workspace_id = $1 AND e.learning IS NOT NULL AND NOT EXISTS \
+     (SELECT 1 FROM jsonb_array_elements_text($2::jsonb) AS w(word) \
+     WHERE LOWER(e.learning || ' ' || e.title || ' ' || e.hypothesis) NOT LIKE '%' || w.word || '%' ESCAPE '\\')";
+const SQLITE_LEARNING_MATCHES: &str = "e.workspace_id = $1 AND e.learning IS NOT NULL AND NOT EXISTS \
+     (SELECT 1 FROM json_each($2) AS w \
+     WHERE LOWER(e.learning || ' ' || e.title || ' ' || e.hypothesis) NOT LIKE '%' || w.value || '%' ESCAPE '\\')";
+const LEARNINGS_ORDER: &str = " ORDER BY e.closed_at DESC, e.number DESC LIMIT $3";
+
+/// The search words as the JSON array the learning queries take: each lower-cased and escaped
+/// for `LIKE`, so "100%" matches a percent sign.
+fn search_words(words: Option<&str>) -> String {
+    let words: Vec<String> =
+        words.unwrap_or_default().split_whitespace().map(|w| escape_like(&w.to_lowercase())).collect();
+    serde_json::to_string(&words).unwrap_or_else(|_| "[]".into())
 }
 
 /// Escapes `%`, `_` and the escape character itself, so a search word matches literally.

@@ -98,6 +98,25 @@ impl Tx {
         rows.into_iter().map(PledgeRow::into_record).collect()
     }
 
+    /// How many pledges [`Tx::open_pledges_in_channel`] would list without its limit.
+    pub async fn count_open_pledges_in_channel(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+    ) -> Result<i64, StoreError> {
+        let count: i64 = on_conn!(self, |c, pg| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pledges p WHERE p.workspace_id = $1 AND p.channel_id = $2 \
+                 AND p.status IN ('open', 'broken')",
+            )
+            .bind(ws.0)
+            .bind(channel.0)
+            .fetch_one(&mut *c)
+            .await?
+        });
+        Ok(count)
+    }
+
     /// Marks a pledge kept or released, only if it is still open or broken. Returns whether it changed.
     pub async fn resolve_pledge(
         &mut self,

@@ -64,7 +64,7 @@ impl Typist {
         let invocation = self.invocation();
         match parse(command, text) {
             Ok(parsed) => execute(&self.store, &defaults(), &invocation, parsed).await.expect("no store error"),
-            Err(usage) => nudge::commands::execute::usage_reply(&usage),
+            Err(usage) => nudge::commands::execute::usage_reply(&usage, text),
         }
     }
 
@@ -318,7 +318,7 @@ on_both_backends! {
         assert!(settings.contains("Open pledges per person: 3"), "{settings}");
 
         let scheduled = ada.says("/nudge", "schedule thu 10:00 America/New_York").await;
-        assert_eq!(scheduled.visibility, Visibility::Channel);
+        assert_eq!(scheduled.visibility, Visibility::Private, "settings changes are not echoed in the channel");
         assert!(scheduled.text.contains("America/New_York") && scheduled.text.contains("Next: Thu 26 Nov 10:00"), "{}", scheduled.text);
         assert!(ada.says("/nudge", "rules").await.text.contains("no rules yet"));
         ada.says("/nudge", "rules set Ship small. Say when you can't keep a pledge.").await;

@@ -14,3 +14,4 @@ mod slack;
 mod slack_oauth;
 mod store;
 mod trust;
+mod trust_commands;

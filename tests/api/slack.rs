@@ -13,7 +13,7 @@ use nudge::platforms::slack::verify::sign;
 use crate::helpers::{Backend, TestApp};
 
 pub const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
-const TOKEN: &str = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy";
+pub const TOKEN: &str = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy";
 
 /// nudge with Slack in one-workspace mode, its API pointed at a stand-in that answers `ok`.
 pub struct SlackTest {
@@ -312,10 +312,10 @@ async fn every_command_answers_in_slack(backend: Backend) {
         ("/pledge", "list all", "ephemeral", "No open pledges"),
         ("/nudge", "rules set Ship small &amp; say when you can't", "in_channel", "Ship small &amp; say"),
         ("/nudge", "rules", "ephemeral", "Ship small"),
-        ("/nudge", "schedule tue 10:00 Europe/Berlin", "in_channel", "Tuesdays at 10:00 (Europe/Berlin)"),
-        ("/nudge", "quiet sat,sun", "in_channel", "every sat, sun"),
-        ("/nudge", "pause 1", "in_channel", "paused"),
-        ("/nudge", "pause 0", "in_channel", "back on"),
+        ("/nudge", "schedule tue 10:00 Europe/Berlin", "ephemeral", "Tuesdays at 10:00 (Europe/Berlin)"),
+        ("/nudge", "quiet sat,sun", "ephemeral", "every sat, sun"),
+        ("/nudge", "pause 1", "ephemeral", "paused"),
+        ("/nudge", "pause 0", "ephemeral", "back on"),
         ("/nudge", "digest", "in_channel", "1 learning logged"),
         ("/nudge", "settings", "ephemeral", "Tuesdays at 10:00"),
         ("/nudge", "help", "ephemeral", "/experiment propose"),

@@ -21,7 +21,7 @@ use super::verify::verify;
 use super::wire::{self, Event, EventEnvelope, Interaction, ModalOrigin, SlashCommand};
 use super::{PLATFORM, Slack, SlackApp, Standing, oauth};
 use crate::commands::actions::{self, Clicked, FormFor};
-use crate::commands::execute::{help_reply, usage_reply};
+use crate::commands::execute::{help_reply, team_channel_only, usage_reply};
 use crate::commands::{Command, ExperimentCommand, HelpTopic, Invocation, PledgeCommand, grammar};
 use crate::domain::ids::ExperimentRef;
 use crate::http::HttpError;
@@ -127,7 +127,10 @@ async fn commands(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: By
     }
     let command = match grammar::parse(&form.command, &text) {
         Ok(command) => command,
-        Err(usage) => return json(render::command_response(&usage_reply(&usage))),
+        Err(usage) => {
+            let typed = format!("{} {text}", form.command);
+            return json(render::command_response(&usage_reply(&usage, &typed)));
+        }
     };
     // Help needs no workspace and no database: the fastest answer nudge gives.
     if let Command::Help(topic) = command {
@@ -184,6 +187,11 @@ fn modal_request(command_name: &str, text: &str) -> Option<ModalRequest> {
 }
 
 async fn open_modal_for_command(app: Arc<SlackApp>, form: SlashCommand<'_>, request: ModalRequest) -> Response {
+    // A proposal belongs to a team channel: the form is not opened where its submission would be
+    // refused after all the typing.
+    if matches!(request, ModalRequest::Propose) && wire::is_direct(&form.channel_id, &form.channel_name) {
+        return json(render::command_response(&team_channel_only()));
+    }
     let Some(trigger_id) = form.trigger_id.as_deref().map(str::to_string) else {
         return private("Slack sent no trigger id, so the form cannot open; type the whole command instead.");
     };
@@ -422,6 +430,13 @@ async fn view_submission(app: Arc<SlackApp>, payload: wire::ViewSubmission) -> R
         now: app.clock.now(),
     };
     let reply = run(&app, invocation, command, "a Slack form").await;
+    // A refusal of one answer (a date already past) is shown next to that field, and the form
+    // stays open with everything typed in it; nothing was written.
+    if let Some(field) = reply.field.as_deref()
+        && payload.view.state.values.get(field).is_some()
+    {
+        return field_errors(FieldErrors::from([(field.to_string(), reply.text)]));
+    }
     let user = payload.user.id;
     with_token_after_answer(&app, team_id, "post a form's result to Slack", move |slack, token| async move {
         let message = render::message(&reply);
