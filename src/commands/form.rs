@@ -27,6 +27,16 @@ pub const GENERAL: &str = "_";
 /// Reads the answers to the form `form_id` names ([`FormKind::id`]) into its command. Every field is
 /// checked and each problem is reported under its field, so the person sees all of them at once.
 pub fn read(form_id: &str, answers: &Answers) -> Result<Command, FieldErrors> {
+    let unreadable: FieldErrors = answers
+        .iter()
+        .filter(|(_, text)| super::grammar::has_control_characters(text))
+        .map(|(field, _)| {
+            (field.clone(), "this holds a control character (such as a NUL byte); type plain text".into())
+        })
+        .collect();
+    if !unreadable.is_empty() {
+        return Err(unreadable);
+    }
     let form = Filled(answers);
     match FormKind::parse(form_id) {
         Some(FormKind::Propose) => read_proposal(&form),

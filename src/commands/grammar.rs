@@ -259,6 +259,11 @@ pub fn parse(command: &str, text: &str) -> Result<Command, UsageError> {
     parse_family(family, &without_mention_marks(text))
 }
 
+/// Whether text holds a control character other than line breaks and tabs, which people type.
+pub fn has_control_characters(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+}
+
 /// Parses a whole line, as typed in an @mention: the first word names the command ("experiment list",
 /// "/pledge call 5 customers by fri"). A bare /nudge subcommand ("help", "rules") is taken as
 /// `/nudge …`, since that is what people type at a bot.
@@ -285,6 +290,10 @@ fn unknown_command(word: &str) -> UsageError {
 fn parse_family(family: Family, text: &str) -> Result<Command, UsageError> {
     let text = trim(text);
     check_length("command", text, MAX_TEXT_CHARS, family.syntax())?;
+    if has_control_characters(text) {
+        // Postgres cannot store a NUL and SQLite would: refused here, both backends behave alike.
+        return Err(family.syntax().error("the text holds a control character (such as a NUL byte); type plain text"));
+    }
     match family {
         Family::Experiment => parse_experiment(text),
         Family::Pledge => parse_pledge(text),
@@ -1966,6 +1975,19 @@ mod tests {
             set(Some(vec![Weekday::Sat, Weekday::Sun]), vec![date(2026, 12, 24), date(2026, 12, 25)])
         );
         assert_eq!(nudge("quiet weekend fri"), set(Some(vec![Weekday::Fri, Weekday::Sat, Weekday::Sun]), vec![]));
+    }
+
+    #[test]
+    fn control_characters_are_refused_with_the_usage() {
+        for text in ["propose A\u{0}B | h | m 1 -> 2", "update E-1 3\u{7}", "list\u{1b}[2J"] {
+            let error = parse("/experiment", text).unwrap_err();
+            assert!(error.problem.contains("control character"), "{text:?}: {error}");
+        }
+        assert!(parse("/pledge", "call\u{0} five customers by fri").is_err());
+        assert!(
+            parse("/experiment", "close E-1 won line one\nline two\tand a tab").is_ok(),
+            "line breaks and tabs are text"
+        );
     }
 
     #[test]

@@ -423,6 +423,16 @@ pub fn backend_of(url: &str) -> Option<Backend> {
     }
 }
 
+/// A name from a platform (a team, channel or member name) with control characters taken out:
+/// Postgres refuses a NUL that SQLite would keep, and a name is never meant to hold one.
+pub(crate) fn plain(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().any(char::is_control) {
+        std::borrow::Cow::Owned(name.chars().filter(|c| !c.is_control()).collect())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 pub(crate) fn to_millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }

@@ -35,7 +35,7 @@ impl Tx {
             )
             .bind(platform)
             .bind(external_id)
-            .bind(name)
+            .bind(plain(name).as_ref())
             .bind(to_millis(now))
             .fetch_one(&mut *c)
             .await?
@@ -197,7 +197,7 @@ impl Tx {
             )
             .bind(ws.0)
             .bind(external_id)
-            .bind(name)
+            .bind(plain(name).as_ref())
             .bind(&defaults.schedule)
             .bind(&defaults.time_zone)
             .bind(defaults.escalate_after_days as i32)
@@ -274,7 +274,7 @@ impl Tx {
             )
             .bind(ws.0)
             .bind(external_id)
-            .bind(display_name)
+            .bind(plain(display_name).as_ref())
             .bind(to_millis(now))
             .fetch_one(&mut *c)
             .await?
@@ -300,7 +300,7 @@ impl Tx {
             )
             .bind(ws.0)
             .bind(external_id)
-            .bind(display_name)
+            .bind(plain(display_name).as_ref())
             .bind(time_zone)
             .fetch_optional(&mut *c)
             .await?

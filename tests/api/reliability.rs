@@ -212,3 +212,30 @@ async fn a_replayed_request_runs_once() {
     let listed = visible_text(&t.slash("/experiment", "list").await);
     assert!(listed.contains("E-1") && !listed.contains("E-2"), "one experiment: {listed}");
 }
+
+/// A NUL in any text used to be an internal error on Postgres (SQLite stored it). Now a command
+/// holding a control character gets the usage line on both backends and writes nothing, and a
+/// name holding one is stored without it.
+async fn control_characters_get_the_usage_line_on_both_backends(backend: Backend) {
+    let t = SlackTest::start(backend).await;
+    let refused = t.slash("/experiment", "propose Null\u{0}byte | It breaks | clicks 1 -> 2").await;
+    assert_eq!(refused["response_type"], "ephemeral", "{refused}");
+    let text = visible_text(&refused);
+    assert!(text.contains("control character") && text.contains("/experiment propose"), "{text}");
+    let made = visible_text(&t.slash_as("/pledge", "call five customers by fri", "T01", ("U02", "b\u{0}en")).await);
+    assert!(made.contains("P-1"), "{made}");
+    let listed = visible_text(&t.slash("/pledge", "list all").await);
+    assert!(listed.contains("ben") && !listed.contains('\u{0}'), "{listed}");
+    let experiments = visible_text(&t.slash("/experiment", "list all").await);
+    assert!(!experiments.contains("Null"), "{experiments}");
+}
+
+#[tokio::test]
+async fn postgres_control_characters_get_the_usage_line() {
+    control_characters_get_the_usage_line_on_both_backends(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_control_characters_get_the_usage_line() {
+    control_characters_get_the_usage_line_on_both_backends(Backend::Sqlite).await;
+}
