@@ -120,38 +120,36 @@ impl Tx {
         Ok(inserted == 1)
     }
 
-    pub async fn create_oauth_state(
+    /// Records that an install state was used: true only the first time. Expired states are
+    /// purged here, so the table holds at most the states used in the last few minutes.
+    pub async fn use_oauth_state(
         &mut self,
         platform: &str,
-        state: &str,
+        nonce: &str,
         expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        on_conn!(write self, |c, pg| {
-            sqlx::query("INSERT INTO oauth_states (state, platform, expires_at) VALUES ($1, $2, $3)")
-                .bind(state)
-                .bind(platform)
-                .bind(to_millis(expires_at))
-                .execute(&mut *c)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// Uses up an OAuth state: true only the first time, and only before it expires.
-    pub async fn consume_oauth_state(
-        &mut self,
-        platform: &str,
-        state: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let expires: Option<i64> = on_conn!(write self, |c, pg| {
-            sqlx::query_scalar("DELETE FROM oauth_states WHERE state = $1 AND platform = $2 RETURNING expires_at")
-                .bind(state)
-                .bind(platform)
-                .fetch_optional(&mut *c)
-                .await?
+        let inserted = on_conn!(write self, |c, pg| {
+            sqlx::query("DELETE FROM oauth_states WHERE expires_at <= $1").bind(to_millis(now)).execute(&mut *c).await?;
+            sqlx::query(
+                "INSERT INTO oauth_states (state, platform, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(nonce)
+            .bind(platform)
+            .bind(to_millis(expires_at))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
         });
-        Ok(expires.is_some_and(|at| at > to_millis(now)))
+        Ok(inserted == 1)
+    }
+
+    /// Install states recorded (used and not yet purged), for tests that prove a link writes nothing.
+    pub async fn oauth_state_count(&mut self) -> Result<i64, StoreError> {
+        let count: i64 = on_conn!(self, |c, pg| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM oauth_states").fetch_one(&mut *c).await?
+        });
+        Ok(count)
     }
 
     /// The channel and the member a command comes from, in one round trip: both exist for almost

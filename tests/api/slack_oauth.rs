@@ -52,10 +52,19 @@ fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
-/// Starts an install and returns the state Slack would hand back.
-async fn start_install(t: &SlackTest) -> String {
+/// An install as the browser that started it: the state Slack hands back, and the cookie nudge set.
+struct Install {
+    state: String,
+    cookie: String,
+}
+
+/// Starts an install and returns the state Slack would hand back with the browser's cookie.
+async fn start_install(t: &SlackTest) -> Install {
     let response = no_redirects().get(t.app.url("/slack/install")).send().await.unwrap();
     assert_eq!(response.status(), 303);
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax") && set_cookie.contains("Secure"));
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
     let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
     assert_eq!(location.host_str(), Some("slack.com"));
     assert_eq!(location.path(), "/oauth/v2/authorize");
@@ -63,7 +72,18 @@ async fn start_install(t: &SlackTest) -> String {
     assert_eq!(query["client_id"], "1234567890.0987654321");
     assert_eq!(query["redirect_uri"], "https://nudge.example.com/slack/oauth/callback");
     assert!(query["scope"].contains("commands") && query["scope"].contains("chat:write"));
-    query["state"].clone()
+    Install { state: query["state"].clone(), cookie }
+}
+
+/// Slack sends the installer's browser back to the callback (with its cookie).
+async fn come_back(t: &SlackTest, install: &Install, code: &str) -> reqwest::Response {
+    t.app
+        .client
+        .get(t.app.url(&format!("/slack/oauth/callback?code={code}&state={}", install.state)))
+        .header("cookie", &install.cookie)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn a_team_installs_nudge_and_can_then_use_it(backend: Backend) {
@@ -73,8 +93,8 @@ async fn a_team_installs_nudge_and_can_then_use_it(backend: Backend) {
     assert_eq!(answer["response_type"], "ephemeral");
     assert!(answer["text"].as_str().unwrap().contains("https://nudge.example.com/slack/install"), "{answer}");
 
-    let state = start_install(&t).await;
-    let callback = t.app.get(&format!("/slack/oauth/callback?code=good-code&state={state}")).await;
+    let install = start_install(&t).await;
+    let callback = come_back(&t, &install, "good-code").await;
     assert_eq!(callback.status(), 200);
     assert!(callback.text().await.unwrap().contains("nudge is installed in Slack Softball Team"));
     let exchanged = t.calls_to("/api/oauth.v2.access", 1).await;
@@ -97,7 +117,7 @@ async fn a_team_installs_nudge_and_can_then_use_it(backend: Backend) {
     assert_eq!(opened[0].headers["authorization"], "Bearer xoxb-17653672481-19874698323-installedToken");
 
     // The state was single use.
-    let again = t.app.get(&format!("/slack/oauth/callback?code=good-code&state={state}")).await;
+    let again = come_back(&t, &install, "good-code").await;
     assert_eq!(again.status(), 400);
 }
 
@@ -124,16 +144,45 @@ async fn a_callback_with_a_forged_or_missing_state_installs_nothing() {
     assert!(tx.installation("slack", "T9TK3CUKW").await.unwrap().is_none());
 }
 
+/// `GET /slack/install` used to write a row per request (39,704 in 20 s from one client) and
+/// expired states were never deleted. Now a link writes nothing; the state is signed and bound to
+/// the browser by its cookie, so a state taken to another browser, or altered, installs nothing.
+#[tokio::test]
+async fn install_links_write_nothing_and_only_the_browser_that_started_one_can_finish_it() {
+    let t = multi_workspace(Backend::Sqlite).await;
+    let mut installs = Vec::new();
+    for _ in 0..50 {
+        installs.push(start_install(&t).await);
+    }
+    let mut tx = t.app.store.read().await.unwrap();
+    assert_eq!(tx.oauth_state_count().await.unwrap(), 0, "fifty install links, no row");
+    drop(tx);
+
+    let stranger = Install { state: installs[0].state.clone(), cookie: installs[1].cookie.clone() };
+    assert_eq!(come_back(&t, &stranger, "good-code").await.status(), 400, "another browser's cookie");
+    let no_cookie = t.app.get(&format!("/slack/oauth/callback?code=good-code&state={}", installs[0].state)).await;
+    assert_eq!(no_cookie.status(), 400, "no cookie");
+    let (nonce, rest) = installs[0].state.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let stretched = Install {
+        state: format!("{nonce}.{}.{signature}", chrono::Utc::now().timestamp() + 86_400),
+        cookie: installs[0].cookie.clone(),
+    };
+    assert_eq!(come_back(&t, &stretched, "good-code").await.status(), 400, "an altered expiry");
+    assert_eq!(t.calls_now("/api/oauth.v2.access").await, 0, "no code exchanged for any of them");
+    assert_eq!(come_back(&t, &installs[0], "good-code").await.status(), 200, "the browser that started it");
+}
+
 #[tokio::test]
 async fn an_expired_state_or_a_refused_code_installs_nothing() {
     let t = multi_workspace(Backend::Sqlite).await;
-    let state = start_install(&t).await;
+    let install = start_install(&t).await;
     t.app.clock.advance(chrono::Duration::minutes(11));
-    let response = t.app.get(&format!("/slack/oauth/callback?code=good-code&state={state}")).await;
+    let response = come_back(&t, &install, "good-code").await;
     assert_eq!(response.status(), 400);
 
-    let state = start_install(&t).await;
-    let response = t.app.get(&format!("/slack/oauth/callback?code=bad-code&state={state}")).await;
+    let install = start_install(&t).await;
+    let response = come_back(&t, &install, "bad-code").await;
     assert_eq!(response.status(), 502);
     assert!(response.text().await.unwrap().contains("invalid_code"));
     let cancelled = t.app.get("/slack/oauth/callback?error=access_denied&state=x").await;

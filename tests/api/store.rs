@@ -392,14 +392,15 @@ on_both_backends! {
         assert!(tx.record_event_delivery("slack", "T01", "Ev02", monday_morning()).await.unwrap());
     }
 
-    async fn an_oauth_state_works_once_and_only_before_it_expires(store: Store) {
+    async fn an_oauth_state_is_used_once_and_expired_ones_are_purged(store: Store) {
         let now = monday_morning();
         let mut tx = store.begin().await.unwrap();
-        tx.create_oauth_state("slack", "fresh", now + Duration::minutes(10)).await.unwrap();
-        tx.create_oauth_state("slack", "old", now - Duration::minutes(1)).await.unwrap();
-        assert!(tx.consume_oauth_state("slack", "fresh", now).await.unwrap());
-        assert!(!tx.consume_oauth_state("slack", "fresh", now).await.unwrap(), "single use");
-        assert!(!tx.consume_oauth_state("slack", "old", now).await.unwrap(), "expired");
-        assert!(!tx.consume_oauth_state("slack", "never-issued", now).await.unwrap());
+        assert!(tx.use_oauth_state("slack", "fresh", now + Duration::minutes(10), now).await.unwrap());
+        assert!(!tx.use_oauth_state("slack", "fresh", now + Duration::minutes(10), now).await.unwrap(), "single use");
+        assert!(tx.use_oauth_state("slack", "short", now + Duration::minutes(1), now).await.unwrap());
+        assert_eq!(tx.oauth_state_count().await.unwrap(), 2);
+        let later = now + Duration::minutes(5);
+        assert!(tx.use_oauth_state("slack", "next", later + Duration::minutes(10), later).await.unwrap());
+        assert_eq!(tx.oauth_state_count().await.unwrap(), 2, "the expired one was purged");
     }
 }

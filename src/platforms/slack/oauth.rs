@@ -1,14 +1,20 @@
 //! Installing nudge in many workspaces through OAuth v2: `/slack/install` sends the installer to
-//! Slack with a single-use state (CSRF), and `/slack/oauth/callback` exchanges the code for the
+//! Slack with a signed, expiring state bound to their browser by a cookie (CSRF; nothing is written
+//! for a link, so a flood of them costs nothing), and `/slack/oauth/callback` exchanges the code for the
 //! workspace's bot token, which is stored sealed.
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::Duration;
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use super::{PLATFORM, Slack, SlackApp, SlackInstall};
 
@@ -63,29 +69,77 @@ pub async fn install(State(app): State<Arc<SlackApp>>) -> Response {
     if getrandom::fill(&mut bytes).is_err() {
         return page(StatusCode::INTERNAL_SERVER_ERROR, "Try again", "nudge could not make a secure install link.");
     }
-    let state = hex::encode(bytes);
+    // Nothing is stored for an install link: the state is signed and expires, and its nonce is
+    // also in a cookie of this browser, so only the browser that started the install can finish it.
+    let nonce = hex::encode(bytes);
     let expires = app.clock.now() + Duration::minutes(STATE_LIFETIME_MINUTES);
-    let stored = async {
-        let mut tx = app.store.begin().await?;
-        tx.create_oauth_state(PLATFORM, &state, expires).await?;
-        tx.commit().await
-    }
-    .await;
-    if let Err(error) = stored {
-        tracing::error!(%error, "cannot store an OAuth state");
-        return page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Try again",
-            "nudge could not start the install; it has been logged.",
-        );
-    }
+    let state =
+        InstallState { nonce: nonce.clone(), expires_unix: expires.timestamp() }.signed(client_secret_of(slack));
     let mut url = url::Url::parse(AUTHORIZE_URL).expect("a valid constant URL");
     url.query_pairs_mut()
         .append_pair("client_id", client_id)
         .append_pair("scope", &BOT_SCOPES.join(","))
         .append_pair("state", &state)
         .append_pair("redirect_uri", &redirect_uri(slack));
-    Redirect::to(url.as_str()).into_response()
+    let secure = if slack.public_url_for("").starts_with("https://") { "; Secure" } else { "" };
+    let cookie = format!(
+        "{INSTALL_COOKIE}={nonce}; Max-Age={}; Path=/slack/oauth; HttpOnly; SameSite=Lax{secure}",
+        STATE_LIFETIME_MINUTES * 60
+    );
+    let mut response = Redirect::to(url.as_str()).into_response();
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The cookie that binds an install to the browser that started it.
+const INSTALL_COOKIE: &str = "nudge_slack_install";
+
+/// An install link's state: `{nonce}.{expires}.{signature}`, signed with the app's client secret
+/// (which only nudge and Slack hold), so a state cannot be made up or stretched.
+struct InstallState {
+    nonce: String,
+    expires_unix: i64,
+}
+
+impl InstallState {
+    fn mac(secret: &SecretString, nonce: &str, expires_unix: i64) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC takes any key");
+        mac.update(format!("slack-install:{nonce}:{expires_unix}").as_bytes());
+        mac
+    }
+
+    fn signed(&self, secret: &SecretString) -> String {
+        let mac = Self::mac(secret, &self.nonce, self.expires_unix);
+        format!("{}.{}.{}", self.nonce, self.expires_unix, hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// The state's nonce and expiry when its signature is ours (compared in constant time).
+    fn verify(state: &str, secret: &SecretString) -> Option<InstallState> {
+        let mut parts = state.splitn(3, '.');
+        let (nonce, expires, signature) = (parts.next()?, parts.next()?, parts.next()?);
+        let expires_unix: i64 = expires.parse().ok()?;
+        let signature = hex::decode(signature).ok()?;
+        Self::mac(secret, nonce, expires_unix).verify_slice(&signature).ok()?;
+        Some(InstallState { nonce: nonce.to_string(), expires_unix })
+    }
+}
+
+fn client_secret_of(slack: &Slack) -> &SecretString {
+    match &slack.install {
+        SlackInstall::OAuth { client_secret, .. } => client_secret,
+        // Only called on the OAuth paths, which have returned already otherwise.
+        SlackInstall::Single { bot_token } => bot_token,
+    }
+}
+
+/// The install nonce this browser holds, from its `Cookie` header.
+fn install_cookie(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == INSTALL_COOKIE).then(|| value.to_string())
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,7 +149,11 @@ pub struct Callback {
     error: Option<String>,
 }
 
-pub async fn callback(State(app): State<Arc<SlackApp>>, Query(params): Query<Callback>) -> Response {
+pub async fn callback(
+    State(app): State<Arc<SlackApp>>,
+    headers: HeaderMap,
+    Query(params): Query<Callback>,
+) -> Response {
     let slack = &app.slack;
     let SlackInstall::OAuth { client_id, client_secret } = &slack.install else {
         return page(StatusCode::NOT_FOUND, "Nothing to install", "This nudge serves one Slack workspace.");
@@ -109,16 +167,27 @@ pub async fn callback(State(app): State<Arc<SlackApp>>, Query(params): Query<Cal
         );
     }
     let now = app.clock.now();
-    let state_ok = match &params.state {
+    let verified = params
+        .state
+        .as_deref()
+        .and_then(|state| InstallState::verify(state, client_secret))
+        .filter(|state| state.expires_unix > now.timestamp())
+        .filter(|state| {
+            install_cookie(&headers).is_some_and(|cookie| cookie.as_bytes().ct_eq(state.nonce.as_bytes()).into())
+        });
+    // Single use: the nonce of a state that passed is recorded until it expires (expired ones are
+    // purged as new ones come), so the same link cannot install twice.
+    let state_ok = match verified {
         Some(state) => async {
             let mut tx = app.store.begin().await?;
-            let ok = tx.consume_oauth_state(PLATFORM, state, now).await?;
+            let expires = chrono::DateTime::from_timestamp(state.expires_unix, 0).unwrap_or(now);
+            let first = tx.use_oauth_state(PLATFORM, &state.nonce, expires, now).await?;
             tx.commit().await?;
-            Ok::<bool, crate::store::StoreError>(ok)
+            Ok::<bool, crate::store::StoreError>(first)
         }
         .await
         .unwrap_or_else(|error| {
-            tracing::error!(%error, "cannot check an OAuth state");
+            tracing::error!(%error, "cannot record an OAuth state");
             false
         }),
         None => false,
