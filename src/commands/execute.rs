@@ -17,7 +17,6 @@ use crate::config::Defaults;
 use crate::domain::dates::DueDate;
 use crate::domain::experiment;
 use crate::domain::ids::{ChannelId, MemberId};
-use crate::domain::schedule::QuietDays;
 use crate::message::build::experiment_section;
 use crate::message::{Message, Section};
 use crate::store::{
@@ -446,6 +445,7 @@ async fn resolve<'a>(
                 schedule: defaults.checkin.expression().to_string(),
                 time_zone: defaults.time_zone.name().to_string(),
                 escalate_after_days: defaults.escalate_after_days,
+                quiet_weekdays: defaults.quiet_days.weekdays_to_stored(),
             };
             Some(
                 tx.ensure_channel(inv.workspace, &inv.channel_id, &inv.channel_name, &channel_defaults, inv.now)
@@ -477,7 +477,7 @@ fn unseen_channel(defaults: &Defaults, inv: &Invocation) -> ChannelRecord {
         name: inv.channel_name.clone(),
         schedule: defaults.checkin.clone(),
         time_zone: defaults.time_zone,
-        quiet: QuietDays::default(),
+        quiet: defaults.quiet_days.clone(),
         paused_until: None,
         rules: String::new(),
         escalate_after_days: defaults.escalate_after_days,

@@ -15,7 +15,12 @@ use nudge::store::{
 use crate::helpers::{monday_morning, on_both_backends};
 
 fn defaults() -> ChannelDefaults {
-    ChannelDefaults { schedule: "30 9 * * 1".into(), time_zone: "Europe/Berlin".into(), escalate_after_days: 3 }
+    ChannelDefaults {
+        schedule: "30 9 * * 1".into(),
+        time_zone: "Europe/Berlin".into(),
+        escalate_after_days: 3,
+        quiet_weekdays: String::new(),
+    }
 }
 
 /// A workspace with one channel and one member, committed.
