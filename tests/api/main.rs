@@ -13,3 +13,4 @@ mod slack;
 mod slack_oauth;
 mod store;
 mod trust;
+mod trust_posts;
