@@ -208,26 +208,22 @@ pub const WINS_CHARS: usize = 2400;
 /// Whole lines while they fit in `max_lines` and `max_chars`, then one line saying how many more
 /// there are (`rest` words it); a line is never cut.
 pub fn summarised(lines: &[String], max_lines: usize, max_chars: usize, rest: impl Fn(usize) -> String) -> String {
-    let mut kept: Vec<&str> = Vec::new();
-    let mut used = 0;
-    for (n, line) in lines.iter().enumerate() {
-        let left = lines.len() - n - 1;
-        // Room is kept for the closing line whenever something would follow.
-        let closing = if left > 0 { rest(left).chars().count() + 1 } else { 0 };
-        let cost = line.chars().count() + usize::from(!kept.is_empty());
-        if kept.len() < max_lines && used + cost + closing <= max_chars {
-            kept.push(line);
-            used += cost;
-        } else {
-            kept.truncate(kept.len().min(max_lines));
-            let hidden = lines.len() - kept.len();
-            let mut text = kept.join("\n");
-            if !text.is_empty() {
-                text.push('\n');
-            }
-            text.push_str(&rest(hidden));
-            return text;
+    let chars = |text: &str| text.chars().count();
+    let (mut shown, mut used) = (0, 0);
+    for line in lines {
+        let after = lines.len() - shown - 1;
+        // Room is kept for the closing line whenever lines would be left after this one.
+        let closing = if after > 0 { chars(&rest(after)) + 1 } else { 0 };
+        let cost = chars(line) + usize::from(shown > 0);
+        if shown == max_lines || used + cost + closing > max_chars {
+            break;
         }
+        shown += 1;
+        used += cost;
+    }
+    let mut kept: Vec<String> = lines[..shown].to_vec();
+    if shown < lines.len() {
+        kept.push(rest(lines.len() - shown));
     }
     kept.join("\n")
 }
@@ -307,6 +303,21 @@ mod tests {
         let week = Digest { lost: 1, proposed: 1, ..Digest::default() };
         assert!(digest(&week, "growth").text.contains("1 learning logged"));
         assert_eq!(digest(&Digest::default(), "growth").text, "📊 This week in #growth");
+    }
+
+    #[test]
+    fn a_long_list_keeps_whole_lines_and_counts_the_rest() {
+        let lines: Vec<String> = (1..=30).map(|n| format!("✅ Member {n} kept P-{n}: call five customers")).collect();
+        let more = |n: usize| format!("…and {n} more");
+        let by_lines = summarised(&lines, 12, 10_000, more);
+        assert_eq!(by_lines.lines().count(), 13);
+        assert!(by_lines.ends_with("P-12: call five customers\n…and 18 more"), "{by_lines}");
+        let by_chars = summarised(&lines, 100, 200, more);
+        assert!(by_chars.chars().count() <= 200, "{by_chars}");
+        let shown = by_chars.lines().count() - 1;
+        assert!(by_chars.lines().take(shown).all(|l| l.ends_with("call five customers")), "{by_chars}");
+        assert!(by_chars.ends_with(&format!("…and {} more", 30 - shown)), "{by_chars}");
+        assert_eq!(summarised(&lines[..2], 12, 10_000, more), format!("{}\n{}", lines[0], lines[1]), "all fit");
     }
 
     #[test]
