@@ -68,15 +68,6 @@ pub(super) struct Wins {
     pub folded: Vec<OutboundId>,
 }
 
-/// How strong a reading's win is, to pick the one an experiment's line tells.
-fn strength(win: Win) -> u8 {
-    match win {
-        Win::TargetHit => 3,
-        Win::GapClosed { .. } => 2,
-        Win::NewBest => 1,
-    }
-}
-
 /// The channel's wins after `since` (the mark of what was celebrated) up to the occurrence's
 /// instant `due`. Wins are recomputed from the readings as they are now, so a deleted reading is
 /// never celebrated; an experiment whose target-hit announcement died gets that line here.
@@ -120,20 +111,17 @@ pub(super) async fn wins(
                 None => reading.recorded_at == event.at && Some(reading.value) == event.data["value"].as_f64(),
             })
         };
+        // The line tells the furthest of the new readings that were wins; a target hit among them
+        // was announced at once.
         let mut earlier = Vec::with_capacity(readings.len());
-        let mut best: Option<(Win, f64)> = None;
+        let (mut best, mut hit): (Option<f64>, bool) = (None, false);
         for reading in &readings {
             if is_new(reading)
                 && let Some(win) = metric.win(&earlier, reading.value)
             {
-                let better = match best {
-                    None => true,
-                    Some((known, value)) => {
-                        (strength(win), metric.progress(reading.value)) > (strength(known), metric.progress(value))
-                    }
-                };
-                if better {
-                    best = Some((win, reading.value));
+                hit |= win == Win::TargetHit;
+                if best.is_none_or(|known| metric.progress(reading.value) > metric.progress(known)) {
+                    best = Some(reading.value);
                 }
             }
             earlier.push(reading.value);
@@ -145,8 +133,7 @@ pub(super) async fn wins(
             readings.iter().map(|r| r.value).max_by(|a, b| metric.progress(*a).total_cmp(&metric.progress(*b)));
         match (best, furthest) {
             // The team never heard of the target hit: it is told now, with the owner asked to close.
-            _ if !dead.is_empty() && furthest.is_some_and(|v| metric.reached(v)) => {
-                let value = furthest.unwrap_or(metric.target);
+            (_, Some(value)) if !dead.is_empty() && metric.reached(value) => {
                 found.lines.push(format!(
                     "🎯 {head} {} hit the target ({}). {}, close it with what you learned?",
                     format_value(value, unit),
@@ -155,12 +142,13 @@ pub(super) async fn wins(
                 ));
                 found.folded.extend(dead);
             }
+            (None, _) => {}
             // Announced at once when it came: not again.
-            (Some((Win::TargetHit, _)), _) | (None, _) => {}
-            (Some((_, value)), _) if metric.reached(value) => {
+            _ if hit => {}
+            (Some(value), _) if metric.reached(value) => {
                 found.lines.push(format!("📈 {head} {}, a new best past the target", format_value(value, unit)));
             }
-            (Some((_, value)), _) => found.lines.push(format!(
+            (Some(value), _) => found.lines.push(format!(
                 "📈 {head} {}, {}% of the gap",
                 format_value(value, unit),
                 (metric.progress(value) * 100.0).round() as i64

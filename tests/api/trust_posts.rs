@@ -64,7 +64,11 @@ impl Team {
             workspace: self.ws,
             direct: false,
             channel_id: channel.into(),
-            channel_name: if channel == "C01" { "growth".into() } else { channel.to_lowercase() },
+            channel_name: match channel {
+                "C01" => "growth".into(),
+                "C02" => "retention".into(),
+                other => other.to_lowercase(),
+            },
             member_id: member.0.into(),
             member_name: member.1.into(),
             now: self.clock.now(),
@@ -528,4 +532,87 @@ on_both!(
     the_review_buttons_close_and_extend_in_slack,
     postgres_the_review_buttons_close_and_extend_in_slack,
     sqlite_the_review_buttons_close_and_extend_in_slack
+);
+
+// ----- the never-nag budget ------------------------------------------------------------------------------
+
+/// A normal week for two teams with the defaults: five running experiments, ten members, pledges
+/// made and kept, readings most days. Each channel gets at most three automated posts: Monday's
+/// check-in, Wednesday's small wins and Friday's digest (which carries the wins since).
+async fn a_normal_week_stays_within_the_never_nag_budget(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let team = Team::new(&db.store().await).await;
+    let growth: Vec<(String, String)> = (1..=6).map(|n| (format!("U{n:02}"), format!("Member {n}"))).collect();
+    let retention: Vec<(String, String)> = (7..=10).map(|n| (format!("U{n:02}"), format!("Member {n}"))).collect();
+    let as_member = |m: &(String, String)| (m.0.clone(), m.1.clone());
+    let says = |member: (String, String), channel: &'static str, command: &'static str, text: String| {
+        let team = &team;
+        async move { team.says_as((&member.0, &member.1), channel, command, &text).await }
+    };
+
+    // Monday 08:00 in Berlin: the teams set up their week.
+    team.clock.set(berlin(23, 8, 0));
+    let experiments = [
+        ("C01", 1, &growth[0]),
+        ("C01", 2, &growth[1]),
+        ("C01", 3, &growth[2]),
+        ("C02", 4, &retention[0]),
+        ("C02", 5, &retention[1]),
+    ];
+    for (channel, n, owner) in experiments {
+        let proposal = format!("propose Idea {n} | Trying {n} moves the metric | activation 0.31 -> 0.36");
+        says(as_member(owner), channel, "/experiment", proposal).await;
+        says(as_member(owner), channel, "/experiment", format!("start E-{n}")).await;
+    }
+    let mut pledges = Vec::new();
+    for (n, member) in growth.iter().chain(&retention).enumerate() {
+        let channel = if n < 6 { "C01" } else { "C02" };
+        let due = ["tue", "wed", "thu", "fri"][n % 4];
+        says(as_member(member), channel, "/pledge", format!("call three customers about idea {n} by {due}")).await;
+        pledges.push((format!("P-{}", n + 1), member.clone(), channel, n % 4));
+    }
+
+    // Monday to Friday: readings in the afternoon, pledges kept on their day.
+    for (day, weekday) in (23..=27).zip(0u32..) {
+        team.run_until(berlin(day, 14, 0)).await;
+        if weekday < 4 {
+            for (channel, n, owner) in experiments {
+                let value = 0.31 + 0.004 * f64::from(weekday + 1) + 0.001 * f64::from(n);
+                says(as_member(owner), channel, "/experiment", format!("update E-{n} {value:.3}")).await;
+            }
+        }
+        for (pledge, member, channel, due) in &pledges {
+            if *due as u32 + 1 == weekday {
+                says(member.clone(), channel, "/pledge", format!("done {pledge}")).await;
+            }
+        }
+    }
+    // Through the weekend, up to the next Monday's check-in.
+    team.run_until(berlin(30, 9, 0)).await;
+
+    let posts = team.posts().await;
+    let mut failures = Vec::new();
+    for (channel, name) in [("C01", "#growth"), ("C02", "#retention")] {
+        let to_channel: Vec<&OutboundMessage> = posts.iter().filter(|m| m.address == channel).collect();
+        println!("{name}: {} automated posts in the week", to_channel.len());
+        for post in &to_channel {
+            let at = post.created_at.with_timezone(&Berlin).format("%a %d %b %H:%M");
+            println!("  {at}  {}", post.message.plain_text().replace('\n', "\n      "));
+        }
+        if to_channel.len() > 3 {
+            failures.push(format!("{name} got {} automated posts", to_channel.len()));
+        }
+        let kinds: Vec<&str> =
+            to_channel.iter().map(|m| m.message.text.split_whitespace().next().unwrap_or("")).collect();
+        assert_eq!(kinds, ["☀️", "🎉", "📊"], "{name}: check-in, small wins, digest");
+    }
+    let private = posts.iter().filter(|m| m.address.starts_with('U')).count();
+    println!("private reminders: {private}");
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
+on_both!(
+    a_normal_week_stays_within_the_never_nag_budget,
+    postgres_a_normal_week_stays_within_the_never_nag_budget,
+    sqlite_a_normal_week_stays_within_the_never_nag_budget
 );
