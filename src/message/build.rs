@@ -68,13 +68,18 @@ pub fn experiment_section(experiment: &ExperimentRecord, values: &[f64], today: 
     }
 }
 
-/// An experiment at its review: the metric, and Close / Extend review.
+/// An experiment at its review: the metric, and Close / Extend review (Start / Extend review for
+/// a proposal, which cannot close before it runs).
 pub fn review_section(experiment: &ExperimentRecord, values: &[f64]) -> Section {
     let id = experiment.number;
-    Section::heading(format!("{id} · {}", experiment.title))
-        .with_metric(metric_row(experiment, values))
-        .with_action("Close", ActionKind::CloseExperiment(id), ActionStyle::Primary)
-        .with_action("Extend review", ActionKind::ExtendReview(id), ActionStyle::Default)
+    let section = Section::heading(format!("{id} · {}", experiment.title)).with_metric(metric_row(experiment, values));
+    let section = match experiment.status {
+        ExperimentStatus::Proposed => {
+            section.with_action("Start", ActionKind::StartExperiment(id), ActionStyle::Primary)
+        }
+        _ => section.with_action("Close", ActionKind::CloseExperiment(id), ActionStyle::Primary),
+    };
+    section.with_action("Extend review", ActionKind::ExtendReview(id), ActionStyle::Default)
 }
 
 /// "Fri 4 Dec (3 days left)", "today", "Mon 30 Nov (overdue by 4 days)".

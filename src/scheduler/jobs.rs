@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::Post;
 use crate::domain::digest::Digest;
+use crate::domain::experiment::ExperimentStatus;
 use crate::domain::firings::PledgeStage;
 use crate::domain::ids::{ExperimentRef, PledgeRef};
 use crate::domain::metric::{Win, format_value};
@@ -233,7 +234,16 @@ pub(super) fn review_reminder(
         Some(day) if day < today => format!("was due for review {}", day_label(day, today)),
         _ => "is due for review today".to_string(),
     };
-    let text = format!("🔍 {id} · {} {when}. Close it with what you learned, or give it more time.", experiment.title);
+    // A proposal cannot be closed yet: it is offered a start instead.
+    let text = if experiment.status == ExperimentStatus::Proposed {
+        format!(
+            "🔍 {id} · {} {when}, and has not started. Start it, give it a later review date, or let it go: \
+             `/experiment abandon {id} <why>`.",
+            experiment.title
+        )
+    } else {
+        format!("🔍 {id} · {} {when}. Close it with what you learned, or give it more time.", experiment.title)
+    };
     let section = build::review_section(experiment, values);
     Post::Private { member: experiment.owner_id, message: Message::private(text).with_section(section) }
 }

@@ -434,6 +434,10 @@ async fn a_review_date_on_a_quiet_day_is_told_the_next_day_that_is_not(backend: 
     );
     let review = team.posts().await.into_iter().find(|m| m.message.text.starts_with("🔍")).unwrap();
     assert!(review.message.text.contains("was due for review Sat 28 Nov"), "{}", review.message.text);
+    // Still a proposal: it is offered a start, since it cannot be closed before it runs.
+    let labels: Vec<&str> = review.message.sections.iter().flat_map(|s| &s.actions).map(|a| a.label.as_str()).collect();
+    assert_eq!(labels, ["Start", "Extend review"], "{}", review.message.text);
+    assert!(review.message.text.contains("has not started"), "{}", review.message.text);
 }
 
 on_both!(
