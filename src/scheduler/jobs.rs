@@ -104,7 +104,7 @@ pub(super) async fn wins(
         let Some(experiment) = tx.experiment(ws, *id).await? else { continue };
         let readings = tx.readings(ws, experiment.id).await?;
         let metric = &experiment.metric;
-        // Which of today's readings are still there (a deleted one is gone from the table).
+        // Which of the new readings are still there (a deleted one is gone from the table).
         let is_new = |reading: &crate::store::ReadingRecord| {
             recorded.iter().any(|event| match event.data["reading"].as_i64() {
                 Some(number) => number == reading.id,

@@ -251,6 +251,58 @@ on_both!(
     sqlite_a_target_hit_that_died_in_the_outbox_is_told_in_the_next_batch
 );
 
+/// A channel from before the mark: what its last daily batch celebrated is not celebrated again
+/// after the upgrade, and what came since is.
+async fn an_upgraded_channel_starts_from_its_last_batch(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let team = Team::new(&store).await;
+    team.clock.set(berlin(23, 11, 0));
+    team.running_experiment("Shorter onboarding email").await;
+    team.says("/experiment", "update E-1 0.33").await;
+    // The old daily batch told Monday's reading at 17:00, before the upgrade.
+    let mut tx = store.begin().await.unwrap();
+    let channel = tx.channel(team.ws, "C01").await.unwrap().unwrap();
+    let batch = nudge::store::NewOccurrence {
+        channel: channel.id,
+        job: "celebrations",
+        due_at: berlin(23, 17, 0),
+        outcome: "fired",
+        reason: None,
+    };
+    assert!(tx.record_occurrence(team.ws, &batch, berlin(23, 17, 0)).await.unwrap());
+    tx.commit().await.unwrap();
+    let upgrade = match backend {
+        Backend::Postgres => include_str!("../../migrations/postgres/0008_celebrated_once.sql"),
+        Backend::Sqlite => include_str!("../../migrations/sqlite/0008_celebrated_once.sql"),
+    };
+    match backend {
+        Backend::Postgres => {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(upgrade).execute(&mut conn).await.unwrap();
+        }
+        Backend::Sqlite => {
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(upgrade).execute(&mut conn).await.unwrap();
+        }
+    }
+
+    team.clock.set(berlin(24, 11, 0));
+    team.says("/pledge", "call five customers by fri").await;
+    team.says("/pledge", "done P-1").await;
+    team.run_until(berlin(25, 17, 30)).await;
+    let batches = team.channel_posts("C01", "🎉").await;
+    assert_eq!(batches.len(), 1, "{batches:#?}");
+    assert!(batches[0].contains("✅ Ada kept P-1: call five customers"), "Tuesday's win: {}", batches[0]);
+    assert!(!batches[0].contains("E-1"), "Monday's reading was told before the upgrade: {}", batches[0]);
+}
+
+on_both!(
+    an_upgraded_channel_starts_from_its_last_batch,
+    postgres_an_upgraded_channel_starts_from_its_last_batch,
+    sqlite_an_upgraded_channel_starts_from_its_last_batch
+);
+
 // ----- row 11: noise ---------------------------------------------------------------------------------
 
 /// Three readings of one experiment make one line: where it started, where it got, the gap closed.
