@@ -399,7 +399,11 @@ fn subject(command: &Command) -> Option<Subject> {
             | ExperimentCommand::Start(id)
             | ExperimentCommand::Vote(id)
             | ExperimentCommand::Update { experiment: id, .. }
-            | ExperimentCommand::Close { experiment: id, .. },
+            | ExperimentCommand::Close { experiment: id, .. }
+            // The review reminder's Extend review comes from a direct conversation.
+            | ExperimentCommand::Edit { experiment: id, .. }
+            | ExperimentCommand::Abandon { experiment: id, .. }
+            | ExperimentCommand::Readings { experiment: id, .. },
         ) => Some(Subject::Experiment(*id)),
         Command::Pledge(
             PledgeCommand::Done { pledge: id, .. }

@@ -566,14 +566,21 @@ async fn the_review_buttons_close_and_extend_in_slack(backend: Backend) {
     assert_eq!(review.address, "U01");
     let rendered: Value = nudge::platforms::slack::render::message(&review.message);
 
+    // Clicked where the reminder is: Ada's direct conversation with nudge.
+    let click = |action: &str, value: &str| {
+        let mut click = t.click(action, value);
+        click["channel"] = serde_json::json!({"id": "D0ADA", "name": "directmessage"});
+        click["container"]["channel_id"] = serde_json::json!("D0ADA");
+        click
+    };
     let (close, value) = button(&rendered, "Close", "E-1");
-    assert_eq!(t.interaction(t.click(&close, &value)).await.status(), 200);
+    assert_eq!(t.interaction(click(&close, &value)).await.status(), 200);
     let opened = t.calls_to("/api/views.open", 1).await;
     let close_form = serde_json::from_slice::<Value>(&opened[0].body).unwrap()["view"].clone();
     assert!(visible_text(&close_form).contains("What we learned"), "{close_form}");
 
     let (extend, value) = button(&rendered, "Extend review", "E-1");
-    assert_eq!(t.interaction(t.click(&extend, &value)).await.status(), 200);
+    assert_eq!(t.interaction(click(&extend, &value)).await.status(), 200);
     let opened = t.calls_to("/api/views.open", 2).await;
     let review_form = serde_json::from_slice::<Value>(&opened[1].body).unwrap()["view"].clone();
     let values = fill_form(&review_form, &[("review", "2026-12-09")]);
