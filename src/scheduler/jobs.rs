@@ -135,11 +135,17 @@ pub(super) async fn wins(
         match (best, furthest) {
             // The team never heard of the target hit: it is told now, with the owner asked to close.
             (_, Some(value)) if !dead.is_empty() && metric.reached(value) => {
+                let ask = match experiment.status {
+                    ExperimentStatus::Running => format!(
+                        " {}, close it with what you learned?",
+                        mention(&experiment.owner_external_id, &experiment.owner_name)
+                    ),
+                    _ => String::new(),
+                };
                 found.lines.push(format!(
-                    "🎯 {head} {} hit the target ({}). {}, close it with what you learned?",
+                    "🎯 {head} {} hit the target ({}).{ask}",
                     format_value(value, unit),
                     format_value(metric.target, unit),
-                    mention(&experiment.owner_external_id, &experiment.owner_name)
                 ));
                 found.folded.extend(dead);
             }

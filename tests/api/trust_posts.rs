@@ -357,6 +357,12 @@ async fn a_new_channel_is_quiet_at_weekends(backend: Backend) {
         .filter(|day| day == "Sat" || day == "Sun")
         .collect();
     assert!(weekend.is_empty(), "nothing posted at the weekend: {weekend:?}");
+
+    // The default is for new channels only: a channel's own choice stays whatever the default says.
+    team.says("/nudge", "quiet off").await;
+    team.says("/pledge", "list").await;
+    let settings = team.says("/nudge", "settings").await;
+    assert!(settings.contains("No quiet days"), "{settings}");
 }
 
 on_both!(
