@@ -68,7 +68,12 @@ async fn main() -> anyhow::Result<()> {
     let made = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap();
     let mut tx = store.begin().await?;
     let ws = tx.ensure_workspace("slack", "T01", "Acme", made).await?;
-    let defaults = ChannelDefaults { schedule: "30 9 * * 1".into(), time_zone: "UTC".into(), escalate_after_days: 3 };
+    let defaults = ChannelDefaults {
+        schedule: "30 9 * * 1".into(),
+        time_zone: "UTC".into(),
+        escalate_after_days: 3,
+        quiet_weekdays: String::new(),
+    };
     for n in 0..channels {
         tx.ensure_channel(ws, &format!("C{n:05}"), &format!("team-{n}"), &defaults, made).await?;
     }

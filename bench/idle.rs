@@ -60,7 +60,12 @@ async fn main() -> anyhow::Result<()> {
     let now = Utc::now();
     let mut tx = store.begin().await?;
     let ws = tx.ensure_workspace("slack", "T01", "Acme", now).await?;
-    let defaults = ChannelDefaults { schedule: "30 9 * * 1".into(), time_zone: "UTC".into(), escalate_after_days: 3 };
+    let defaults = ChannelDefaults {
+        schedule: "30 9 * * 1".into(),
+        time_zone: "UTC".into(),
+        escalate_after_days: 3,
+        quiet_weekdays: String::new(),
+    };
     for n in 0..channels {
         tx.ensure_channel(ws, &format!("C{n:05}"), &format!("team-{n}"), &defaults, now).await?;
     }

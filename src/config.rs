@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use url::Url;
 
-use crate::domain::schedule::{Schedule, parse_time_zone};
+use crate::domain::schedule::{QuietDays, Schedule, parse_time_zone, parse_weekday};
 use crate::platforms::{Configured, REGISTRY};
 use crate::store::{Backend, backend_of};
 
@@ -52,6 +52,8 @@ pub struct Defaults {
     /// The shortest time allowed between two check-ins of a channel; a schedule that fires more
     /// often is refused, so no team can make nudge nag.
     pub min_checkin_interval_minutes: u32,
+    /// Weekdays on which a new channel gets no automated posts (existing channels keep theirs).
+    pub quiet_days: QuietDays,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +254,13 @@ const SETTINGS: &[Setting] = &[
         example: "1440",
         secret: false,
     },
+    Setting {
+        key: "defaults.quiet_days",
+        env: "NUDGE_QUIET_DAYS",
+        default: Some("sat,sun"),
+        example: "sat,sun",
+        secret: false,
+    },
 ];
 
 /// Where a value came from, named the way the operator would look for it.
@@ -375,6 +384,7 @@ impl Config {
                 "NUDGE_DEFAULT_CHECKIN=mon 09:30",
             );
         }
+        let quiet_days = sources.get("defaults.quiet_days", parse_quiet_days);
 
         let reconcile_after =
             sources.get("outbox.reconcile_after_secs", |v| parse_number(v, 1, 86_400)).map(Duration::from_secs);
@@ -405,6 +415,7 @@ impl Config {
                 max_open_pledges: max_open_pledges.expect(missing),
                 escalate_after_days: escalate_after_days.expect(missing),
                 min_checkin_interval_minutes: min_checkin_interval_minutes.expect(missing),
+                quiet_days: quiet_days.expect(missing),
             },
             reconcile_after: reconcile_after.expect(missing),
             platforms,
@@ -491,6 +502,25 @@ pub(crate) fn parse_public_url(value: &str) -> Result<Url, String> {
         return Err("must be an http(s) URL with a host".into());
     }
     Ok(url)
+}
+
+/// "sat,sun", "fri, sat" or "none": weekdays only (holidays are each channel's own).
+fn parse_quiet_days(value: &str) -> Result<QuietDays, String> {
+    let value = value.trim();
+    if value.is_empty() || value.eq_ignore_ascii_case("none") {
+        return Ok(QuietDays::default());
+    }
+    let mut weekdays = Vec::new();
+    for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let day = parse_weekday(word)
+            .ok_or_else(|| format!("has {word:?}, which is not a weekday; use mon … sun or none"))?;
+        weekdays.push(day);
+    }
+    let quiet = QuietDays::from_stored(&QuietDays { weekdays, holidays: Vec::new() }.weekdays_to_stored(), "");
+    if quiet.weekdays.len() == 7 {
+        return Err("makes every day quiet, so nudge would never post; leave a day or more".into());
+    }
+    Ok(quiet)
 }
 
 fn parse_encryption_key(value: &str) -> Result<EncryptionKey, String> {
@@ -588,6 +618,21 @@ mod tests {
         assert!(!debug.contains("hunter2") && !debug.contains(&key), "{debug}");
         assert_eq!(config.database_display(), "Postgres at db/nudge");
         assert_eq!(config.encryption_key.unwrap().bytes(), &[7u8; 32]);
+    }
+
+    #[test]
+    fn new_channels_are_quiet_at_weekends_unless_the_operator_says_otherwise() {
+        let config = Config::load(&env(&[])).unwrap();
+        assert_eq!(config.defaults.quiet_days.weekdays_to_stored(), "sat,sun");
+        let config = Config::load(&env(&[("NUDGE_QUIET_DAYS", "fri, sat")])).unwrap();
+        assert_eq!(config.defaults.quiet_days.weekdays_to_stored(), "fri,sat");
+        let config = Config::load(&env(&[("NUDGE_QUIET_DAYS", "none")])).unwrap();
+        assert!(config.defaults.quiet_days.weekdays.is_empty());
+        let errors = Config::load(&env(&[("NUDGE_QUIET_DAYS", "caturday")])).unwrap_err();
+        assert_eq!(errors.0[0].key, "NUDGE_QUIET_DAYS", "{errors}");
+        assert!(errors.0[0].problem.contains("caturday"), "{errors}");
+        let every = "mon,tue,wed,thu,fri,sat,sun";
+        assert!(Config::load(&env(&[("NUDGE_QUIET_DAYS", every)])).is_err(), "every day quiet is refused");
     }
 
     #[test]

@@ -17,7 +17,6 @@ use crate::config::Defaults;
 use crate::domain::dates::DueDate;
 use crate::domain::experiment;
 use crate::domain::ids::{ChannelId, MemberId};
-use crate::domain::schedule::QuietDays;
 use crate::message::build::experiment_section;
 use crate::message::{Message, Section};
 use crate::store::{
@@ -440,7 +439,11 @@ fn subject(command: &Command) -> Option<Subject> {
             | ExperimentCommand::Start(id)
             | ExperimentCommand::Vote(id)
             | ExperimentCommand::Update { experiment: id, .. }
-            | ExperimentCommand::Close { experiment: id, .. },
+            | ExperimentCommand::Close { experiment: id, .. }
+            // The review reminder's Extend review comes from a direct conversation.
+            | ExperimentCommand::Edit { experiment: id, .. }
+            | ExperimentCommand::Abandon { experiment: id, .. }
+            | ExperimentCommand::Readings { experiment: id, .. },
         ) => Some(Subject::Experiment(*id)),
         Command::Pledge(
             PledgeCommand::Done { pledge: id, .. }
@@ -486,6 +489,7 @@ async fn resolve<'a>(
                 schedule: defaults.checkin.expression().to_string(),
                 time_zone: defaults.time_zone.name().to_string(),
                 escalate_after_days: defaults.escalate_after_days,
+                quiet_weekdays: defaults.quiet_days.weekdays_to_stored(),
             };
             Some(
                 tx.ensure_channel(inv.workspace, &inv.channel_id, &inv.channel_name, &channel_defaults, inv.now)
@@ -517,7 +521,7 @@ fn unseen_channel(defaults: &Defaults, inv: &Invocation) -> ChannelRecord {
         name: inv.channel_name.clone(),
         schedule: defaults.checkin.clone(),
         time_zone: defaults.time_zone,
-        quiet: QuietDays::default(),
+        quiet: defaults.quiet_days.clone(),
         paused_until: None,
         rules: String::new(),
         escalate_after_days: defaults.escalate_after_days,

@@ -1,5 +1,5 @@
 //! When each of a channel's scheduled jobs fires (DESIGN.md §4): the weekly check-in on the
-//! channel's schedule, the digest on Friday afternoon, the daily batch of small wins, and each open
+//! channel's schedule, the digest on Friday afternoon, the mid-week batch of small wins, and each open
 //! pledge's reminder stages in its owner's morning. Pure: the scheduler keeps each job's next firing
 //! in a table and asks these rules what a due one does and when it fires next.
 
@@ -23,9 +23,11 @@ const LOOK_BACK: Duration = Duration::days(8);
 pub static DIGEST_SCHEDULE: LazyLock<Schedule> =
     LazyLock::new(|| Schedule::parse("0 16 * * 5").expect("a valid constant schedule"));
 
-/// The daily batch of small wins, in each channel's time zone: 17:00.
+/// The mid-week batch of small wins, in each channel's time zone: Wednesday 17:00. With Monday's
+/// check-in and Friday's digest (which carries the wins since) a channel gets at most three
+/// automated posts in a normal week: the never-nag budget.
 pub static CELEBRATIONS_SCHEDULE: LazyLock<Schedule> =
-    LazyLock::new(|| Schedule::parse("0 17 * * *").expect("a valid constant schedule"));
+    LazyLock::new(|| Schedule::parse("0 17 * * 3").expect("a valid constant schedule"));
 
 /// A job every channel has, with its name in the occurrences and next-firing tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,6 +9,7 @@ use crate::domain::digest::Digest;
 use crate::domain::experiment::ExperimentStatus;
 use crate::domain::metric::{format_value, sparkline};
 use crate::domain::pledge::days_overdue;
+use crate::domain::schedule::weekday_name;
 use crate::store::{ChannelRecord, ExperimentRecord, PledgeRecord};
 
 /// Most experiments and pledges a check-in lists; the rest are counted, so it stays short.
@@ -65,6 +66,20 @@ pub fn experiment_section(experiment: &ExperimentRecord, values: &[f64], today: 
         }
         _ => section,
     }
+}
+
+/// An experiment at its review: the metric, and Close / Extend review (Start / Extend review for
+/// a proposal, which cannot close before it runs).
+pub fn review_section(experiment: &ExperimentRecord, values: &[f64]) -> Section {
+    let id = experiment.number;
+    let section = Section::heading(format!("{id} · {}", experiment.title)).with_metric(metric_row(experiment, values));
+    let section = match experiment.status {
+        ExperimentStatus::Proposed => {
+            section.with_action("Start", ActionKind::StartExperiment(id), ActionStyle::Primary)
+        }
+        _ => section.with_action("Close", ActionKind::CloseExperiment(id), ActionStyle::Primary),
+    };
+    section.with_action("Extend review", ActionKind::ExtendReview(id), ActionStyle::Default)
 }
 
 /// "Fri 4 Dec (3 days left)", "today", "Mon 30 Nov (overdue by 4 days)".
@@ -130,6 +145,7 @@ pub fn checkin(view: &CheckIn<'_>) -> Message {
         let line = channel.rules.lines().next().unwrap_or_default();
         message = message.with_section(Section::body(format!("Our rules: {line}")));
     }
+    message = message.with_section(Section::body(settings_line(channel, *today)));
     if running.is_empty() {
         message = message.with_section(Section::heading("Running experiments").with_body(
             "None yet. Start one from the backlog, or propose a small one: `/experiment propose <title> | <hypothesis> | <metric> <baseline> -> <target>`",
@@ -139,8 +155,12 @@ pub fn checkin(view: &CheckIn<'_>) -> Message {
         let mut section = Section::heading(format!("{} · {}", experiment.number, experiment.title))
             .with_metric(metric_row(experiment, readings));
         if let Some(review) = experiment.review_on {
-            let days = (review - *today).num_days();
-            let when = if days >= 0 { format!("in {days} days") } else { format!("{} days ago", -days) };
+            let when = match (review - *today).num_days() {
+                0 => "today".to_string(),
+                1 => "tomorrow".to_string(),
+                d if d > 0 => format!("in {d} days"),
+                d => format!("⚠️ past review, {} day{} ago", -d, plural((-d) as usize)),
+            };
             section = section.with_field("Review", format!("{} ({when})", day_label(review, *today)));
         }
         message = message.with_section(section.with_action(
@@ -185,6 +205,71 @@ pub fn checkin(view: &CheckIn<'_>) -> Message {
     message
 }
 
+/// Most lines a batch of wins shows, and most characters they take: a post people read at a
+/// glance. The rest are counted, with where to see them, never cut off or dropped unsaid.
+pub const WINS_LINES: usize = 12;
+pub const WINS_CHARS: usize = 2400;
+
+/// Whole lines while they fit in `max_lines` and `max_chars`, then one line saying how many more
+/// there are (`rest` words it); a line is never cut.
+pub fn summarised(lines: &[String], max_lines: usize, max_chars: usize, rest: impl Fn(usize) -> String) -> String {
+    let chars = |text: &str| text.chars().count();
+    let (mut shown, mut used) = (0, 0);
+    for line in lines {
+        let after = lines.len() - shown - 1;
+        // Room is kept for the closing line whenever lines would be left after this one.
+        let closing = if after > 0 { chars(&rest(after)) + 1 } else { 0 };
+        let cost = chars(line) + usize::from(shown > 0);
+        if shown == max_lines || used + cost + closing > max_chars {
+            break;
+        }
+        shown += 1;
+        used += cost;
+    }
+    let mut kept: Vec<String> = lines[..shown].to_vec();
+    if shown < lines.len() {
+        kept.push(rest(lines.len() - shown));
+    }
+    kept.join("\n")
+}
+
+/// Wins, one line each, summarised when there are many.
+pub fn wins_section(heading: &str, lines: &[String]) -> Section {
+    let body = summarised(lines, WINS_LINES, WINS_CHARS, |n| {
+        format!(
+            "…and {n} more win{}: `/experiment list running` shows every metric, `/nudge digest` the week's scoreboard.",
+            plural(n)
+        )
+    });
+    Section::heading(heading).with_body(body)
+}
+
+/// The batch of small wins.
+pub fn small_wins(channel_name: &str, lines: &[String]) -> Message {
+    let body = wins_section("", lines).body.unwrap_or_default();
+    Message::channel(format!("🎉 Small wins in #{channel_name}")).with_section(Section::body(body))
+}
+
+/// The channel's settings in one short line, for the check-in: changes to them are answered
+/// privately, so this is where the team sees them.
+/// "⚙️ Check-ins Mondays at 09:30 (Europe/Berlin) · quiet sat, sun · paused until Mon 7 Dec"
+pub fn settings_line(channel: &ChannelRecord, today: NaiveDate) -> String {
+    let mut parts = vec![format!("Check-ins {} ({})", channel.schedule.describe(), channel.time_zone.name())];
+    let quiet = &channel.quiet;
+    let weekdays: Vec<&str> = quiet.weekdays.iter().map(|d| weekday_name(*d)).collect();
+    let holidays: Vec<NaiveDate> = quiet.holidays.iter().copied().filter(|d| *d >= today).collect();
+    parts.push(match (weekdays.is_empty(), holidays.len()) {
+        (true, 0) => "no quiet days".to_string(),
+        (false, 0) => format!("quiet {}", weekdays.join(", ")),
+        (true, n) => format!("{n} holiday{} ahead", plural(n)),
+        (false, n) => format!("quiet {} and {n} holiday{} ahead", weekdays.join(", "), plural(n)),
+    });
+    if let Some(until) = channel.paused_until.filter(|until| *until > today) {
+        parts.push(format!("paused until {}", day_label(until, today)));
+    }
+    format!("⚙️ {} · `/nudge settings` to see or change them", parts.join(" · "))
+}
+
 /// The digest: the week's learnings in the headline, the scoreboard below.
 pub fn digest(digest: &Digest, channel_name: &str) -> Message {
     let learnings = digest.learnings();
@@ -223,6 +308,21 @@ mod tests {
         let week = Digest { lost: 1, proposed: 1, ..Digest::default() };
         assert!(digest(&week, "growth").text.contains("1 learning logged"));
         assert_eq!(digest(&Digest::default(), "growth").text, "📊 This week in #growth");
+    }
+
+    #[test]
+    fn a_long_list_keeps_whole_lines_and_counts_the_rest() {
+        let lines: Vec<String> = (1..=30).map(|n| format!("✅ Member {n} kept P-{n}: call five customers")).collect();
+        let more = |n: usize| format!("…and {n} more");
+        let by_lines = summarised(&lines, 12, 10_000, more);
+        assert_eq!(by_lines.lines().count(), 13);
+        assert!(by_lines.ends_with("P-12: call five customers\n…and 18 more"), "{by_lines}");
+        let by_chars = summarised(&lines, 100, 200, more);
+        assert!(by_chars.chars().count() <= 200, "{by_chars}");
+        let shown = by_chars.lines().count() - 1;
+        assert!(by_chars.lines().take(shown).all(|l| l.ends_with("call five customers")), "{by_chars}");
+        assert!(by_chars.ends_with(&format!("…and {} more", 30 - shown)), "{by_chars}");
+        assert_eq!(summarised(&lines[..2], 12, 10_000, more), format!("{}\n{}", lines[0], lines[1]), "all fit");
     }
 
     #[test]

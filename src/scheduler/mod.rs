@@ -1,4 +1,4 @@
-//! The scheduler: each channel's next firing per job (weekly check-in, digest, daily small wins,
+//! The scheduler: each channel's next firing per job (weekly check-in, digest, mid-week small wins,
 //! each open pledge's next reminder) is a row in an indexed table. A tick takes only the rows that
 //! are due (`FOR UPDATE SKIP LOCKED` on Postgres, so replicas and concurrent workers share the
 //! work), claims each occurrence under its unique key (channel, job, instant), builds its posts
@@ -24,8 +24,8 @@ use crate::domain::pledge::PledgeStatus;
 use crate::domain::schedule::Schedule;
 use crate::message::Message;
 use crate::store::{
-    Backend, ChannelId, ChannelRecord, DueFiring, MemberId, NewOccurrence, NewPost, PledgeId, PledgeRecord, Recipient,
-    Store, StoreError, Tx, WorkspaceId,
+    Backend, ChannelId, ChannelRecord, DueFiring, ExperimentRecord, MemberId, NewOccurrence, NewPost, OutboundId,
+    PledgeId, PledgeRecord, Recipient, Store, StoreError, Tx, WorkspaceId,
 };
 
 #[derive(Debug, Clone)]
@@ -232,6 +232,14 @@ impl Scheduler {
         let wanted: Vec<(WorkspaceId, PledgeId)> =
             due.iter().filter_map(|f| Some((f.channel.workspace_id, f.pledge?))).collect();
         let pledges = tx.pledges_by_ids(&wanted).await?;
+        let mut reviewed = HashMap::new();
+        for firing in due {
+            if let Some(id) = firing.experiment
+                && let Some(experiment) = tx.experiment_by_id(firing.channel.workspace_id, id).await?
+            {
+                reviewed.insert(id, experiment);
+            }
+        }
 
         // 1. What each firing does now, and when it fires next.
         let mut planned = Vec::with_capacity(due.len());
@@ -245,6 +253,10 @@ impl Scheduler {
                     Due::Nothing => None,
                 };
                 planned.push(Planned { firing, work: Work::Channel(job), occurs, next });
+                continue;
+            }
+            if let Some(id) = firing.experiment {
+                planned.push(plan_review(firing, reviewed.get(&id), now));
                 continue;
             }
             let Some(pledge) = firing.pledge.and_then(|id| pledges.get(&id)).filter(|p| p.status == PledgeStatus::Open)
@@ -288,13 +300,36 @@ impl Scheduler {
             Some(since) => tx.events_of_channels(&firing_now(ChannelJob::Digest), since).await?,
             None => Default::default(),
         };
-        let wins = match since(ChannelJob::Celebrations, chrono::Duration::days(1)) {
+        let recent = match since(ChannelJob::Celebrations, jobs::WINS_LOOK_BACK) {
             Some(since) => tx.events_of_channels(&firing_now(ChannelJob::Celebrations), since).await?,
             None => Default::default(),
         };
         let mut built: Vec<Option<Post>> = Vec::with_capacity(planned.len());
+        // What each post told of wins: the channel's mark moves, and dead target hits are folded,
+        // only for posts that are claimed and queued.
+        let mut told_wins: Vec<Option<(DateTime<Utc>, Vec<OutboundId>)>> = Vec::with_capacity(planned.len());
+        // A win is told in one post of a page, even if two of a channel's posts fire together.
+        let mut wins_built: Vec<ChannelId> = Vec::new();
         for plan in &planned {
             let channel = &plan.firing.channel;
+            let wins = match (plan.work, plan.occurs) {
+                (Work::Channel(ChannelJob::Digest | ChannelJob::Celebrations), Some((Occurs::Fire, at)))
+                    if plan.posts_now() && !wins_built.contains(&channel.id) =>
+                {
+                    wins_built.push(channel.id);
+                    let events = match plan.work {
+                        Work::Channel(ChannelJob::Digest) => digests.get(&channel.id),
+                        _ => recent.get(&channel.id),
+                    };
+                    let mark = tx.celebrated_through(channel.workspace_id, channel.id).await?;
+                    let dead = tx.dead_target_hits(channel.workspace_id, channel.id).await?;
+                    let events = events.map_or(&[][..], Vec::as_slice);
+                    Some((at, jobs::wins(tx, channel, mark, at, events, &dead).await?))
+                }
+                _ => None,
+            };
+            let empty = jobs::Wins::default();
+            let news = wins.as_ref().map_or(&empty, |(_, wins)| wins);
             let post = match (plan.work, plan.occurs) {
                 (_, None) | (_, Some((Occurs::Skip, _))) | (Work::Done, _) => None,
                 _ if !plan.posts_now() => None,
@@ -302,14 +337,20 @@ impl Scheduler {
                     Some(Post::Channel(jobs::checkin(channel, at, &checkins)))
                 }
                 (Work::Channel(ChannelJob::Digest), Some((_, at))) => {
-                    jobs::digest(channel, at, digests.get(&channel.id).map_or(&[], Vec::as_slice)).map(Post::Channel)
+                    let events = digests.get(&channel.id).map_or(&[][..], Vec::as_slice);
+                    jobs::digest(channel, at, events, news).map(Post::Channel)
                 }
-                (Work::Channel(ChannelJob::Celebrations), Some((_, at))) => {
-                    let events = wins.get(&channel.id).map_or(&[][..], Vec::as_slice);
-                    jobs::celebrations(tx, channel, at, events).await?.map(Post::Channel)
+                (Work::Channel(ChannelJob::Celebrations), Some(_)) => {
+                    jobs::celebrations(channel, news).map(Post::Channel)
                 }
                 (Work::Pledge(pledge, stage), Some((_, at))) => Some(jobs::pledge_reminder(channel, pledge, stage, at)),
+                (Work::Review(experiment), Some((_, at))) => {
+                    let values: Vec<f64> =
+                        tx.readings(channel.workspace_id, experiment.id).await?.into_iter().map(|r| r.value).collect();
+                    Some(jobs::review_reminder(channel, experiment, &values, at))
+                }
             };
+            told_wins.push(wins.filter(|_| post.is_some()).map(|(at, wins)| (at, wins.folded)));
             built.push(post);
         }
 
@@ -351,6 +392,10 @@ impl Scheduler {
                     };
                     let key = format!("{}:{}:{}:0", jobs[n], id.0, at.timestamp());
                     posts.push(NewPost { workspace: ws, channel: id, recipient, idempotency_key: key, message });
+                    if let Some((through, folded)) = &told_wins[n] {
+                        tx.mark_celebrated(ws, id, *through).await?;
+                        tx.fold_dead_posts(ws, folded).await?;
+                    }
                     if let Work::Pledge(pledge, PledgeStage::Broken) = plan.work {
                         jobs::mark_broken(tx, &plan.firing.channel, pledge, at, now).await?;
                         told.push(n);
@@ -380,6 +425,8 @@ impl Scheduler {
 enum Work<'a> {
     Channel(ChannelJob),
     Pledge(&'a PledgeRecord, PledgeStage),
+    /// An experiment's review date has come: its owner hears privately.
+    Review(&'a ExperimentRecord),
     /// Nothing to fire (the pledge was resolved, or a setting moved the firing later).
     Done,
 }
@@ -410,9 +457,27 @@ impl Planned<'_> {
         match self.work {
             Work::Channel(job) => job.name().to_string(),
             Work::Pledge(pledge, stage) => stage.job(&pledge.number.to_string()),
+            Work::Review(experiment) => format!("review:{}", experiment.number),
             Work::Done => self.firing.job.clone(),
         }
     }
+}
+
+/// A review reminder that came due: it fires once, however late (the review date still matters),
+/// for an experiment that is not closed and still has a review date. On a quiet day or in a pause
+/// it is suppressed and tried again the next morning, so the owner hears on the first day nudge may
+/// speak.
+fn plan_review<'a>(firing: &'a DueFiring, experiment: Option<&'a ExperimentRecord>, now: DateTime<Utc>) -> Planned<'a> {
+    let Some(experiment) = experiment.filter(|e| !e.status.is_closed() && e.review_on.is_some()) else {
+        return Planned { firing, work: Work::Done, occurs: None, next: None };
+    };
+    let channel = &firing.channel;
+    let at = firing.due_at;
+    let next = quiet_reason(channel, at).and_then(|_| {
+        let tomorrow = now.with_timezone(&channel.time_zone).date_naive().succ_opt()?;
+        firings::local_time(channel.time_zone, tomorrow, firings::REMINDER_HOUR)
+    });
+    Planned { firing, work: Work::Review(experiment), occurs: Some((Occurs::Fire, at)), next }
 }
 
 /// Each (schedule, zone, due instant) evaluated once per tick: channels mostly share the default

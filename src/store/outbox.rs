@@ -418,7 +418,49 @@ impl Tx {
         Ok(requeued)
     }
 
-    /// A post's status (pending, sending, sent, dead), or `None` when there is no such post.
+    /// The channel's target-hit announcements that died in the outbox, with their experiments:
+    /// the next batch of wins carries them, so a target hit is never lost.
+    pub async fn dead_target_hits(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+    ) -> Result<Vec<(OutboundId, ExperimentRef)>, StoreError> {
+        let rows: Vec<(i64, String)> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT id, idempotency_key FROM outbound_messages WHERE workspace_id = $1 AND channel_id = $2 \
+                 AND member_id IS NULL AND status = 'dead' AND idempotency_key LIKE 'target_hit:%' ORDER BY id",
+            )
+            .bind(ws.0)
+            .bind(channel.0)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        // The key is "target_hit:<workspace>:<E-n>".
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, key)| Some((OutboundId(id), key.rsplit(':').next()?.parse().ok()?)))
+            .collect())
+    }
+
+    /// Dead posts whose news went out in a later post: "folded", so they are neither counted as
+    /// lost nor retried by `nudge outbox retry --dead`.
+    pub async fn fold_dead_posts(&mut self, ws: WorkspaceId, posts: &[OutboundId]) -> Result<(), StoreError> {
+        for post in posts {
+            on_conn!(write self, |c, pg| {
+                sqlx::query(
+                    "UPDATE outbound_messages SET status = 'folded', last_error = 'told in a later batch of wins' \
+                     WHERE workspace_id = $1 AND id = $2 AND status = 'dead'",
+                )
+                .bind(ws.0)
+                .bind(post.0)
+                .execute(&mut *c)
+                .await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// A post's status (pending, sending, sent, dead, folded), or `None` when there is no such post.
     pub async fn outbound_status(&mut self, id: OutboundId) -> Result<Option<String>, StoreError> {
         let status: Option<String> = on_conn!(self, |c, pg| {
             sqlx::query_scalar("SELECT status FROM outbound_messages WHERE id = $1")

@@ -160,6 +160,8 @@ pub struct ChannelDefaults {
     pub schedule: String,
     pub time_zone: String,
     pub escalate_after_days: u32,
+    /// Stored weekdays, "sat,sun".
+    pub quiet_weekdays: String,
 }
 
 #[derive(Debug, Clone)]
@@ -295,9 +297,11 @@ impl ScheduledChannelRow {
 #[derive(Debug, Clone)]
 pub struct DueFiring {
     pub channel: ChannelRecord,
-    /// "checkin", "digest", "celebrations", or "pledge:<row id>".
+    /// "checkin", "digest", "celebrations", "pledge:<row id>" or "review:<row id>".
     pub job: String,
     pub pledge: Option<PledgeId>,
+    /// The experiment of a review reminder ("review:<row id>").
+    pub experiment: Option<ExperimentId>,
     pub due_at: DateTime<Utc>,
 }
 
@@ -305,6 +309,7 @@ pub struct DueFiring {
 pub(super) struct DueFiringRow {
     job: String,
     pledge_id: Option<i64>,
+    experiment_id: Option<i64>,
     due_at: i64,
     workspace_id: i64,
     #[sqlx(flatten)]
@@ -317,6 +322,7 @@ impl DueFiringRow {
             channel: self.channel.into_record(WorkspaceId(self.workspace_id))?,
             job: self.job,
             pledge: self.pledge_id.map(PledgeId),
+            experiment: self.experiment_id.map(ExperimentId),
             due_at: from_millis(self.due_at),
         })
     }

@@ -108,6 +108,44 @@ impl Tx {
         Ok(())
     }
 
+    /// The instant through which the channel's wins have been celebrated: a batch celebrates only
+    /// what happened after it, so no change of schedule or zone celebrates a win twice.
+    pub async fn celebrated_through(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        let through: Option<i64> = on_conn!(self, |c, pg| {
+            sqlx::query_scalar("SELECT celebrated_through FROM channels WHERE workspace_id = $1 AND id = $2")
+                .bind(ws.0)
+                .bind(channel.0)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(from_millis(through.unwrap_or_default()))
+    }
+
+    /// Records that the channel's wins up to `through` were celebrated; the mark never moves back.
+    pub async fn mark_celebrated(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+        through: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_conn!(write self, |c, pg| {
+            sqlx::query(
+                "UPDATE channels SET celebrated_through = $3 \
+                 WHERE workspace_id = $1 AND id = $2 AND celebrated_through < $3",
+            )
+            .bind(ws.0)
+            .bind(channel.0)
+            .bind(to_millis(through))
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
     /// Forgets a pledge's reminders: it was kept, released or told to the channel.
     pub async fn clear_pledge_firing(&mut self, ws: WorkspaceId, pledge: PledgeId) -> Result<(), StoreError> {
         on_conn!(write self, |c, pg| {
@@ -131,7 +169,7 @@ impl Tx {
     /// Takes up to `limit` firings due at `now`, with their channels, oldest first. On Postgres the
     /// rows are locked with SKIP LOCKED, so replicas (and concurrent workers) take different ones.
     pub async fn claim_due_firings(&mut self, now: DateTime<Utc>, limit: i64) -> Result<Vec<DueFiring>, StoreError> {
-        const SELECT: &str = "SELECT f.job, f.pledge_id, f.due_at, c.id, c.workspace_id, c.external_id, c.name, \
+        const SELECT: &str = "SELECT f.job, f.pledge_id, f.experiment_id, f.due_at, c.id, c.workspace_id, c.external_id, c.name, \
              c.schedule, c.time_zone, c.quiet_weekdays, c.holidays, c.paused_until, c.rules, c.escalate_after_days \
              FROM next_firings f JOIN channels c ON c.id = f.channel_id WHERE f.due_at <= $1 \
              ORDER BY f.due_at, f.channel_id, f.job LIMIT $2";
@@ -233,6 +271,22 @@ impl Tx {
                 .await?
         });
         row.map(PledgeRow::into_record).transpose()
+    }
+
+    /// The experiment behind a review firing, by its row id.
+    pub async fn experiment_by_id(
+        &mut self,
+        ws: WorkspaceId,
+        experiment: ExperimentId,
+    ) -> Result<Option<ExperimentRecord>, StoreError> {
+        let row: Option<ExperimentRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(cached_sql!("SELECT ", EXPERIMENT_COLUMNS, " WHERE e.workspace_id = $1 AND e.id = $2"))
+                .bind(ws.0)
+                .bind(experiment.0)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        row.map(ExperimentRow::into_record).transpose()
     }
 
     // ----- occurrences --------------------------------------------------------------------------

@@ -191,7 +191,8 @@ impl Tx {
         let inserted = on_conn!(write self, |c, pg| {
             sqlx::query(
                 "INSERT INTO channels (workspace_id, external_id, name, schedule, time_zone, escalate_after_days, \
-                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (workspace_id, external_id) DO NOTHING",
+                 created_at, quiet_weekdays) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (workspace_id, external_id) DO NOTHING",
             )
             .bind(ws.0)
             .bind(external_id)
@@ -200,6 +201,7 @@ impl Tx {
             .bind(&defaults.time_zone)
             .bind(defaults.escalate_after_days as i32)
             .bind(to_millis(now))
+            .bind(&defaults.quiet_weekdays)
             .execute(&mut *c)
             .await?
             .rows_affected()

@@ -118,6 +118,7 @@ pub async fn channel_in(
         schedule: "30 9 * * 1".into(),
         time_zone: "UTC".into(),
         escalate_after_days: 3,
+        quiet_weekdays: String::new(),
     };
     tx.ensure_channel(ws, external_id, external_id, &defaults, monday_morning())
         .await

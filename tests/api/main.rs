@@ -15,3 +15,4 @@ mod slack_oauth;
 mod store;
 mod trust;
 mod trust_commands;
+mod trust_posts;

@@ -87,8 +87,12 @@ impl OutboxTest {
     /// Queues a post to a channel (known to nudge from then on) by its Slack id.
     async fn queue(&self, channel: &str, key: &str, text: &str) -> bool {
         let mut tx = self.store.begin().await.unwrap();
-        let defaults =
-            ChannelDefaults { schedule: "30 9 * * 1".into(), time_zone: "UTC".into(), escalate_after_days: 3 };
+        let defaults = ChannelDefaults {
+            schedule: "30 9 * * 1".into(),
+            time_zone: "UTC".into(),
+            escalate_after_days: 3,
+            quiet_weekdays: String::new(),
+        };
         let channel = tx.ensure_channel(self.ws, channel, "growth", &defaults, self.clock.now()).await.unwrap();
         let message = Message::channel(text);
         let queued = tx

@@ -69,7 +69,7 @@ impl Drop for SmallDisk {
 /// first commands after space is freed succeed.
 #[tokio::test]
 async fn sqlite_recovers_by_itself_once_a_full_disk_has_space_again() {
-    let disk = SmallDisk::mount(768);
+    let disk = SmallDisk::mount(8 * 1024);
     let t = SlackTest::start_on_db(TestDb::sqlite_in(disk.path())).await;
     let made = visible_text(&t.slash("/pledge", "call five customers by fri").await);
     assert!(made.contains("P-1"), "{made}");

@@ -15,7 +15,12 @@ use nudge::store::{
 use crate::helpers::{monday_morning, on_both_backends};
 
 fn defaults() -> ChannelDefaults {
-    ChannelDefaults { schedule: "30 9 * * 1".into(), time_zone: "Europe/Berlin".into(), escalate_after_days: 3 }
+    ChannelDefaults {
+        schedule: "30 9 * * 1".into(),
+        time_zone: "Europe/Berlin".into(),
+        escalate_after_days: 3,
+        quiet_weekdays: String::new(),
+    }
 }
 
 /// A workspace with one channel and one member, committed.
@@ -358,9 +363,9 @@ on_both_backends! {
     async fn a_new_channel_has_each_job_planned_and_a_new_schedule_moves_its_check_in(store: Store) {
         let (_, channel, _) = team(&store, "T01").await;
         let mut tx = store.read_once().await.unwrap();
-        // Made Monday 23 Nov 10:00 UTC, Berlin time: the first firing is that day's small wins, 17:00 there.
+        // Made Monday 23 Nov 10:00 UTC, Berlin time: the first firing is Wednesday's small wins, 17:00 there.
         let first = tx.next_firing_at().await.unwrap().unwrap();
-        assert_eq!(first.to_rfc3339(), "2026-11-23T16:00:00+00:00");
+        assert_eq!(first.to_rfc3339(), "2026-11-25T16:00:00+00:00");
         drop(tx);
         let mut tx = store.begin().await.unwrap();
         let soon = nudge::domain::schedule::Schedule::parse("mon 12:00").unwrap();

@@ -147,11 +147,18 @@ fn section_blocks(section: &Section, ids: &mut ActionIds) -> Vec<Value> {
     let fields: Vec<Value> = section.fields.iter().filter_map(|f| field(&f.label, &f.value)).collect();
     let mut chunks = fields.chunks(MAX_FIELDS_PER_SECTION);
     if let Some(text) = text {
-        let mut block = json!({"type": "section", "text": mrkdwn(cut_mrkdwn(&text, MAX_TEXT))});
-        if let Some(first) = chunks.next() {
-            block["fields"] = Value::Array(first.to_vec());
+        // A long text goes into several blocks of whole lines; the fields sit under the last.
+        let pieces = text_pieces(&text);
+        let last = pieces.len().saturating_sub(1);
+        for (n, piece) in pieces.into_iter().enumerate() {
+            let mut block = json!({"type": "section", "text": mrkdwn(piece)});
+            if n == last
+                && let Some(first) = chunks.next()
+            {
+                block["fields"] = Value::Array(first.to_vec());
+            }
+            out.push(block);
         }
-        out.push(block);
     }
     out.extend(chunks.map(|chunk| json!({"type": "section", "fields": chunk})));
     if let Some(metric) = &section.metric {
@@ -160,6 +167,27 @@ fn section_blocks(section: &Section, ids: &mut ActionIds) -> Vec<Value> {
     let buttons: Vec<Value> = section.actions.iter().map(|action| button(action, ids)).collect();
     out.extend(buttons.chunks(MAX_ELEMENTS_PER_ACTIONS).map(|chunk| json!({"type": "actions", "elements": chunk})));
     out
+}
+
+/// A section's text in pieces Slack accepts: as many whole lines as fit in each; only a single line
+/// longer than a piece may be is cut, at a word.
+fn text_pieces(text: &str) -> Vec<String> {
+    let units = |t: &str| t.chars().map(char::len_utf16).sum::<usize>();
+    let mut pieces = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.split('\n') {
+        let line = if units(line) > MAX_TEXT { cut_mrkdwn(line, MAX_TEXT) } else { line.to_string() };
+        current = Some(match current.take() {
+            Some(piece) if units(&piece) + 1 + units(&line) > MAX_TEXT => {
+                pieces.push(piece);
+                line
+            }
+            Some(piece) => format!("{piece}\n{line}"),
+            None => line,
+        });
+    }
+    pieces.extend(current);
+    pieces
 }
 
 /// `*Label*` over its value, as Slack shows section fields in two columns.
@@ -476,12 +504,21 @@ fn cut(text: &str, max: usize, escaped: bool) -> String {
         used += c.len_utf16();
         kept.push(c);
     }
+    // Never mid-word: back to the last space, unless that would throw most of the text away.
+    if text[kept.len()..].starts_with(|c: char| !c.is_whitespace())
+        && let Some(at) = kept.rfind(char::is_whitespace)
+        && at >= kept.len() / 2
+    {
+        kept.truncate(at);
+    }
     if escaped
         && let Some(at) = kept.rfind('&')
         && !kept[at..].contains(';')
     {
         kept.truncate(at);
     }
+    let trimmed = kept.trim_end().len();
+    kept.truncate(trimmed);
     kept.push('…');
     kept
 }
@@ -679,15 +716,44 @@ mod tests {
         for text in &texts {
             assert!(units(text) <= MAX_TEXT, "{} units", units(text));
         }
-        for field in response["blocks"][1]["fields"].as_array().unwrap() {
+        for field in response["blocks"][2]["fields"].as_array().unwrap() {
             assert!(units(field["text"].as_str().unwrap()) <= MAX_FIELD_TEXT);
         }
         let button_text =
             buttons(response["blocks"].as_array().unwrap())[0]["text"]["text"].as_str().unwrap().to_string();
         assert!(button_text.chars().count() <= MAX_BUTTON_TEXT && button_text.ends_with('…'), "{button_text}");
         let text = response["text"].as_str().unwrap();
-        assert!(units(text) <= MAX_TEXT && text.ends_with('…'));
-        assert!(response["blocks"][1]["text"]["text"].as_str().unwrap().ends_with('…'));
+        // Cut at a word: what is kept is the text up to a space.
+        let at_a_word = |cut: &str| {
+            let kept = cut.trim_start_matches('*').trim_end_matches('*').trim_end_matches('…');
+            cut.trim_end_matches('*').ends_with('…') && long.starts_with(kept) && long[kept.len()..].starts_with(' ')
+        };
+        assert!(units(text) <= MAX_TEXT && at_a_word(text), "{text}");
+        // The heading and the body line are each cut, at a word, into blocks of their own.
+        assert!(at_a_word(response["blocks"][1]["text"]["text"].as_str().unwrap()));
+        assert!(at_a_word(response["blocks"][2]["text"]["text"].as_str().unwrap()));
+    }
+
+    #[test]
+    fn a_long_body_goes_into_several_blocks_of_whole_lines() {
+        let lines: Vec<String> =
+            (1..=80).map(|n| format!("✅ Member {n} kept P-{n}: write the customer interview summary")).collect();
+        let reply = Message::channel("🎉 Small wins in #growth").with_section(Section::body(lines.join("\n")));
+        let blocks = blocks(&reply);
+        let pieces: Vec<&str> = blocks[1..].iter().map(|b| b["text"]["text"].as_str().unwrap()).collect();
+        assert!(pieces.len() >= 2, "{pieces:?}");
+        for piece in &pieces {
+            assert!(units(piece) <= MAX_TEXT);
+            assert!(!piece.contains('…'), "nothing is cut");
+        }
+        let shown: Vec<&str> = pieces.iter().flat_map(|p| p.lines()).collect();
+        assert_eq!(shown, lines.iter().map(String::as_str).collect::<Vec<_>>(), "every line, whole, in order");
+    }
+
+    #[test]
+    fn a_cut_text_ends_at_a_word() {
+        assert_eq!(cut_plain("call five customers", 12), "call five…");
+        assert_eq!(cut_plain("supercalifragilistic", 6), "super…", "one long word is cut where it must be");
     }
 
     #[test]
