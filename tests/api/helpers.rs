@@ -75,6 +75,11 @@ impl TestDb {
         TestDb { url, postgres_name: None, _dir: Some(dir) }
     }
 
+    /// Another way to reach a database a test owns (through a relay, say); dropping it removes nothing.
+    pub fn at_url(url: String) -> TestDb {
+        TestDb { url, postgres_name: None, _dir: None }
+    }
+
     /// An SQLite file in a directory the test owns (a small filesystem, say), left where it is.
     pub fn sqlite_in(dir: &std::path::Path) -> TestDb {
         let url = format!("sqlite://{}", dir.join("nudge.db").display());

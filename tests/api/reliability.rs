@@ -239,3 +239,91 @@ async fn postgres_control_characters_get_the_usage_line() {
 async fn sqlite_control_characters_get_the_usage_line() {
     control_characters_get_the_usage_line_on_both_backends(Backend::Sqlite).await;
 }
+
+/// A TCP relay between nudge and Postgres that can be paused: while paused, nothing gets through
+/// either way (a database that stopped answering), and once resumed, everything held goes on.
+struct PausableRelay {
+    address: std::net::SocketAddr,
+    paused: tokio::sync::watch::Sender<bool>,
+}
+
+impl PausableRelay {
+    async fn to(upstream: std::net::SocketAddr) -> PausableRelay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (paused, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(upstream).await else { continue };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(Self::pipe(client_read, server_write, watch.clone()));
+                tokio::spawn(Self::pipe(server_read, client_write, watch.clone()));
+            }
+        });
+        PausableRelay { address, paused }
+    }
+
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        mut paused: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let Ok(n) = from.read(&mut buffer).await else { return };
+            if n == 0 {
+                return;
+            }
+            if paused.wait_for(|p| !*p).await.is_err() {
+                return;
+            }
+            if to.write_all(&buffer[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+
+    fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+}
+
+/// During a Postgres outage, commands used to get an empty 503 after 10 s (Slack gives up at 3 s),
+/// and one was committed after recovery without anyone knowing. Now the answer comes within Slack's
+/// three seconds saying the command is still being tried, and what became of it follows through
+/// the response URL once the database answers: applied and said so, or not applied and said so.
+#[tokio::test]
+async fn a_command_during_a_database_outage_is_answered_in_time_and_its_outcome_follows() {
+    let db = TestDb::postgres().await;
+    let upstream: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    let relay = PausableRelay::to(upstream).await;
+    let relayed = TestDb::at_url(db.url.replace("127.0.0.1:5432", &relay.address.to_string()));
+    let t = SlackTest::start_on_db(relayed).await;
+    assert!(visible_text(&t.slash("/pledge", "list").await).contains("pledge"), "nudge works through the relay");
+
+    relay.pause();
+    let started = std::time::Instant::now();
+    let answer = visible_text(&t.slash("/experiment", "propose Outage idea | It survives | clicks 1 -> 2").await);
+    let waited = started.elapsed();
+    assert!(answer.contains("still being tried"), "{answer}");
+    assert!(waited < std::time::Duration::from_secs(3), "answered within Slack's three seconds: {waited:?}");
+
+    relay.resume();
+    t.app.settle().await;
+    let told = t.calls_to("/commands/T01/1/response", 1).await;
+    let outcome: serde_json::Value = serde_json::from_slice(&told.last().unwrap().body).unwrap();
+    let outcome = visible_text(&outcome);
+    let listed = visible_text(&t.slash("/experiment", "list").await);
+    if outcome.contains("was not applied") {
+        assert!(!listed.contains("Outage idea"), "said not applied, and it was not: {listed}");
+    } else {
+        assert!(outcome.contains("E-1") && outcome.contains("Outage idea"), "{outcome}");
+        assert!(listed.contains("Outage idea"), "said applied, and it was: {listed}");
+    }
+    drop(db);
+}

@@ -136,34 +136,75 @@ async fn commands(State(app): State<Arc<SlackApp>>, headers: HeaderMap, body: By
     if let Command::Help(topic) = command {
         return help_response(topic);
     }
-    let ws = match workspace_for(&app, &form.team_id, &form.team_domain).await {
-        Ok(ws) => ws,
-        Err(answer) => return private(answer),
-    };
-    let slack = slack(&app);
-    let invocation = Invocation {
-        workspace: ws,
-        channel_id: form.channel_id.to_string(),
-        channel_name: form.channel_name.to_string(),
-        member_id: form.user_id.to_string(),
-        member_name: form.user_name.to_string(),
-        now: app.clock.now(),
-        direct: wire::is_direct(&form.channel_id, &form.channel_name),
-    };
-    let span =
-        tracing::info_span!("command", workspace = ws.0, channel = %invocation.channel_id, command = %form.command);
-    let user_id = invocation.member_id.clone();
-    match app.commands.execute(invocation, command).instrument(span).await {
-        Ok(reply) => {
-            slack.learn_profile(&app.core, ws, &form.team_id, &user_id);
-            json(render::command_response(&reply))
+    let typed = format!("{} {text}", form.command);
+    let response_url = form.response_url.as_deref().map(str::to_string);
+    let team_id = form.team_id.to_string();
+    let team_domain = form.team_domain.to_string();
+    let (channel_id, channel_name) = (form.channel_id.to_string(), form.channel_name.to_string());
+    let (user_id, user_name) = (form.user_id.to_string(), form.user_name.to_string());
+    // The command runs on its own task, so it finishes (or fails) as one whole even when Slack's
+    // three seconds run out first: then the answer given now says so, and the outcome follows
+    // through the response URL. A command is never applied without its author hearing of it.
+    let run = {
+        let app = app.clone();
+        async move {
+            let ws = workspace_for(&app, &team_id, &team_domain).await?;
+            let direct = wire::is_direct(&channel_id, &channel_name);
+            let invocation = Invocation {
+                workspace: ws,
+                channel_id,
+                channel_name,
+                member_id: user_id.clone(),
+                member_name: user_name,
+                now: app.clock.now(),
+                direct,
+            };
+            let span = tracing::info_span!("command", workspace = ws.0, channel = %invocation.channel_id, command = %command_name(&command));
+            match app.commands.execute(invocation, command).instrument(span).await {
+                Ok(reply) => {
+                    slack(&app).learn_profile(&app.core, ws, &team_id, &user_id);
+                    Ok(reply)
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "a Slack command failed");
+                    Err(SOMETHING_WENT_WRONG.to_string())
+                }
+            }
         }
-        Err(error) => {
-            tracing::error!(error = %error, "a Slack command failed");
-            private(SOMETHING_WENT_WRONG)
+    };
+    let mut running = app.core.tasks.spawn(run);
+    match tokio::time::timeout(ANSWER_WITHIN, &mut running).await {
+        Ok(Ok(Ok(reply))) => json(render::command_response(&reply)),
+        Ok(Ok(Err(answer))) => private(answer),
+        Ok(Err(_)) => private(SOMETHING_WENT_WRONG),
+        Err(_) => {
+            tracing::warn!("a Slack command is taking longer than Slack waits; its outcome follows by response URL");
+            let app = app.clone();
+            app.core.tasks.clone().spawn(async move {
+                let outcome = match running.await {
+                    Ok(Ok(reply)) => reply,
+                    _ => Message::private(format!(
+                        "`{typed}` was not applied: nudge's database did not answer in time. Please try it again."
+                    )),
+                };
+                let Some(url) = response_url else { return };
+                if let Err(error) =
+                    slack(&app).client.post_to_response_url(&url, &render::command_response(&outcome)).await
+                {
+                    tracing::warn!(%error, "cannot tell a late command's outcome");
+                }
+            });
+            private(STILL_WORKING)
         }
     }
 }
+
+/// Slack waits three seconds for an answer; past this, nudge answers that the command is still
+/// being tried, so the person never sees Slack's own timeout error.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(2_500);
+
+const STILL_WORKING: &str = "nudge's database is slow to answer right now. Your command is still being tried: \
+     what became of it follows here in a moment.";
 
 /// Modals nudge opens instead of answering with text.
 enum ModalRequest {
