@@ -233,6 +233,7 @@ async fn outbox_under_faults(posts: usize, channel_count: usize, faults: bool) -
     let _ = running.await;
     let took = started.elapsed();
 
+    let rows = store.read().await?.outbox_messages(ws).await?;
     let seen = standin.seen.lock().unwrap();
     let mut landed_count: HashMap<i64, u64> = HashMap::new();
     for posts in seen.landed.values() {
@@ -240,7 +241,6 @@ async fn outbox_under_faults(posts: usize, channel_count: usize, faults: bool) -
             *landed_count.entry(*id).or_default() += 1;
         }
     }
-    let rows = store.read().await?.outbox_messages(ws).await?;
     let lost = rows.iter().filter(|m| !landed_count.contains_key(&m.id.0)).count();
     let doubled: u64 = landed_count.values().filter(|n| **n > 1).map(|n| n - 1).sum();
     let healthy: Vec<i64> = rows.iter().filter(|m| m.address != HANGING).map(|m| m.id.0).collect();
@@ -274,6 +274,7 @@ async fn outbox_under_faults(posts: usize, channel_count: usize, faults: bool) -
         );
         println!("  lost {lost}, doubled {doubled}");
     }
+    drop(seen);
     store.close().await;
     Ok(())
 }
