@@ -234,6 +234,7 @@ async fn outbox_under_faults(posts: usize, channel_count: usize, faults: bool) -
     let took = started.elapsed();
 
     let rows = store.read().await?.outbox_messages(ws).await?;
+    store.close().await;
     let seen = standin.seen.lock().unwrap();
     let mut landed_count: HashMap<i64, u64> = HashMap::new();
     for posts in seen.landed.values() {
@@ -274,8 +275,6 @@ async fn outbox_under_faults(posts: usize, channel_count: usize, faults: bool) -
         );
         println!("  lost {lost}, doubled {doubled}");
     }
-    drop(seen);
-    store.close().await;
     Ok(())
 }
 
