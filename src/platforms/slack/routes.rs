@@ -449,7 +449,7 @@ fn response_type(visibility: Visibility) -> &'static str {
 async fn view_submission(app: Arc<SlackApp>, payload: wire::ViewSubmission) -> Response {
     let command = match render::read_submission(&payload.view.callback_id, &payload.view.state.values) {
         Ok(command) => command,
-        Err(errors) => return field_errors(errors),
+        Err(errors) => return submission_errors(errors, &payload.view.state.values),
     };
     let Some(team_id) = wire::team_of(payload.team.as_ref(), &payload.user) else {
         return StatusCode::OK.into_response();
@@ -494,6 +494,29 @@ async fn view_submission(app: Arc<SlackApp>, payload: wire::ViewSubmission) -> R
 
 fn field_errors(errors: FieldErrors) -> Response {
     json(json!({ "response_action": "errors", "errors": errors }))
+}
+
+/// Errors of a submitted form. Slack accepts errors only under the form's own block ids, so a
+/// problem that belongs to no field (a form nudge no longer knows) is shown under the form's first
+/// field, or, in a form without fields, as the form's whole content.
+fn submission_errors(errors: FieldErrors, values: &serde_json::Value) -> Response {
+    let fields: Vec<&String> = values.as_object().map(|v| v.keys().collect()).unwrap_or_default();
+    let Some(first) = fields.first() else {
+        let text = errors.into_values().collect::<Vec<_>>().join("\n");
+        return json(json!({
+            "response_action": "update",
+            "view": {
+                "type": "modal",
+                "title": {"type": "plain_text", "text": "nudge"},
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+            }
+        }));
+    };
+    let placed: FieldErrors = errors
+        .into_iter()
+        .map(|(field, problem)| if fields.contains(&&field) { (field, problem) } else { ((*first).clone(), problem) })
+        .collect();
+    field_errors(placed)
 }
 
 // ----- events -----------------------------------------------------------------------------------
