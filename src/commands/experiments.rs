@@ -267,7 +267,9 @@ async fn record_reading(
             format_value(experiment.metric.target, unit),
             mention(&experiment.owner_external_id, &experiment.owner_name)
         ));
-        let key = format!("target_hit:{}:{id}", ctx.ws.0);
+        // One announcement per reading that hit: a hit whose reading was deleted as a slip does
+        // not silence the real one that comes later.
+        let key = format!("target_hit:{}:{id}:{reading}", ctx.ws.0);
         let channel = ctx.channel.id;
         tx.enqueue_message(ctx.ws, channel, Recipient::Channel(channel), &key, &announcement, ctx.now).await?;
     }

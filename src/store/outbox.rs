@@ -435,10 +435,10 @@ impl Tx {
             .fetch_all(&mut *c)
             .await?
         });
-        // The key is "target_hit:<workspace>:<E-n>".
+        // The key is "target_hit:<workspace>:<E-n>:<reading>"; older posts' keys end at the experiment.
         Ok(rows
             .into_iter()
-            .filter_map(|(id, key)| Some((OutboundId(id), key.rsplit(':').next()?.parse().ok()?)))
+            .filter_map(|(id, key)| Some((OutboundId(id), key.split(':').nth(2)?.parse().ok()?)))
             .collect())
     }
 

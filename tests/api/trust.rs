@@ -449,3 +449,28 @@ async fn postgres_a_broken_pledge_mentions_its_owner() {
 async fn sqlite_a_broken_pledge_mentions_its_owner() {
     a_broken_pledge_mentions_its_owner(Backend::Sqlite).await;
 }
+
+/// A target hit that was a slip and got deleted does not silence the real one that comes later.
+async fn a_target_hit_after_a_deleted_one_is_announced_too(backend: Backend) {
+    let t = SlackTest::start(backend).await;
+    running_experiment(&t, "conversion 31% -> 40%").await;
+    t.slash("/experiment", "update E-1 41%").await;
+    let listed = visible_text(&t.slash("/experiment", "readings E-1").await);
+    let slip = reading_numbers(&listed)[0];
+    t.slash("/experiment", &format!("readings E-1 delete {slip}")).await;
+    t.slash("/experiment", "update E-1 35%").await;
+    t.slash("/experiment", "update E-1 42%").await;
+    let hits: Vec<_> = owed_posts(&t).await.into_iter().filter(|(_, text)| text.contains("hit its target")).collect();
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert!(hits[1].1.contains("reached 42%"), "{hits:?}");
+}
+
+#[tokio::test]
+async fn postgres_a_target_hit_after_a_deleted_one_is_announced_too() {
+    a_target_hit_after_a_deleted_one_is_announced_too(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_target_hit_after_a_deleted_one_is_announced_too() {
+    a_target_hit_after_a_deleted_one_is_announced_too(Backend::Sqlite).await;
+}
