@@ -196,7 +196,8 @@ pub fn activity_with(card: Value, text: &str) -> Value {
 
 /// A message as a message activity; one too big for Teams is cut to whole sections that fit.
 pub fn activity(message: &Message) -> Value {
-    let whole = activity_with(card_of(message), &message.text);
+    let headline = render_mentions(&message.text, |_, name| name.to_string());
+    let whole = activity_with(card_of(message), &headline);
     if fits(&whole) {
         return whole;
     }
@@ -207,14 +208,14 @@ pub fn activity(message: &Message) -> Value {
         let more = message.sections.len() - trial.sections.len();
         let mut shown = trial.clone();
         shown.sections.push(Section::body(format!("… and {more} more parts that do not fit in one Teams message.")));
-        if !fits(&activity_with(card_of(&shown), &message.text)) {
+        if !fits(&activity_with(card_of(&shown), &headline)) {
             break;
         }
         kept = trial;
     }
     let more = message.sections.len() - kept.sections.len();
     kept.sections.push(Section::body(format!("… and {more} more parts that do not fit in one Teams message.")));
-    let cut = activity_with(card_of(&kept), &message.text);
+    let cut = activity_with(card_of(&kept), &headline);
     if fits(&cut) { cut } else { activity_with(card_of(&Message { sections: Vec::new(), ..kept }), "") }
 }
 
