@@ -767,6 +767,73 @@ async fn sqlite_an_install_registers_the_channel_whose_check_in_starts_a_thread_
     .await;
 }
 
+async fn an_uninstall_stops_the_channel_posts_and_a_personal_install_keeps_the_members_chat(backend: Backend) {
+    let t = TeamsTest::start(backend).await;
+    t.install_in_team().await;
+    let ws = t.workspace().await;
+    let mut removed = t.channel_message("");
+    removed["type"] = json!("conversationUpdate");
+    removed["conversation"]["id"] = json!(CHANNEL);
+    removed["membersRemoved"] = json!([{"id": BOT}]);
+    removed["channelData"]["eventType"] = json!("teamMemberRemoved");
+    for key in ["text", "entities"] {
+        removed.as_object_mut().unwrap().remove(key);
+    }
+    t.send(&removed).await;
+    {
+        let mut tx = t.app.store.begin().await.unwrap();
+        let channel = tx.channel(ws, CHANNEL).await.unwrap().unwrap().id;
+        let message = nudge::message::Message::channel("Weekly check-in");
+        tx.enqueue_message(ws, channel, Recipient::Channel(channel), "after-uninstall", &message, t.app.clock.now())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let dead = {
+        let mut found = None;
+        for _ in 0..250 {
+            let mut tx = t.app.store.read().await.unwrap();
+            let report = tx.outbox_report(10).await.unwrap();
+            found = report.dead_posts.into_iter().find(|p| p.address == CHANNEL);
+            if found.is_some() {
+                break;
+            }
+            drop(tx);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        found.expect("the post is undeliverable")
+    };
+    assert!(dead.last_error.contains("removed"), "{}", dead.last_error);
+    assert!(t.posts().await.iter().all(|(p, _)| p != "/amer/v3/conversations"), "nothing was posted there");
+
+    // A personal install: the member's chat is where their reminders go, without creating another.
+    let install = json!({
+        "type": "installationUpdate",
+        "action": "add",
+        "id": "f:personal-install-1",
+        "channelId": "msteams",
+        "serviceUrl": t.service_url(),
+        "from": {"id": "29:bea", "name": "Bea"},
+        "recipient": {"id": BOT, "name": "nudge"},
+        "conversation": {"id": "a:1personal-bea", "conversationType": "personal", "tenantId": TENANT},
+        "channelData": {"tenant": {"id": TENANT}},
+    });
+    t.send(&install).await;
+    let mut tx = t.app.store.read().await.unwrap();
+    let kept = tx.platform_record(ws, "teams", records::PERSONAL, "29:bea").await.unwrap();
+    assert_eq!(kept.as_deref(), Some("a:1personal-bea"));
+}
+
+#[tokio::test]
+async fn postgres_an_uninstall_stops_the_channel_posts_and_a_personal_install_keeps_the_members_chat() {
+    an_uninstall_stops_the_channel_posts_and_a_personal_install_keeps_the_members_chat(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_an_uninstall_stops_the_channel_posts_and_a_personal_install_keeps_the_members_chat() {
+    an_uninstall_stops_the_channel_posts_and_a_personal_install_keeps_the_members_chat(Backend::Sqlite).await;
+}
+
 #[tokio::test]
 async fn the_app_package_is_a_flat_zip_with_the_manifest_and_both_icons() {
     let t = TeamsTest::start(Backend::Sqlite).await;

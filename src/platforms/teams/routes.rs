@@ -118,11 +118,13 @@ async fn first_time(app: &TeamsApp, ws: WorkspaceId, activity: &Activity) -> Res
     let now = app.core.clock.now();
     let key = activity.conversation_key();
     let known = app.teams.known_conversation(ws, &key);
+    // Someone writing to nudge (or clicking) there has it back: a block or removal is over.
+    let spoke = matches!(activity.kind.as_str(), "message" | "invoke");
     let mut record = ConversationRecord {
         place: activity.place(),
         id: key.clone(),
         service_url: activity.service_url.clone(),
-        removed: known.as_ref().and_then(|k| k.removed.clone()),
+        removed: known.as_ref().and_then(|k| k.removed.clone()).filter(|_| !spoke),
     };
     if record.place != Place::Channel {
         record.id = activity.conversation.id.clone();
@@ -137,6 +139,7 @@ async fn first_time(app: &TeamsApp, ws: WorkspaceId, activity: &Activity) -> Res
     let changed = known.as_ref() != Some(&record);
     if changed {
         if known.is_none()
+            && !spoke
             && let Some(stored) = tx.platform_record(ws, PLATFORM, records::CONVERSATION, &key).await?
             && let Ok(stored) = serde_json::from_str::<ConversationRecord>(&stored)
         {
