@@ -595,6 +595,18 @@ async fn help_and_usage_errors_show_the_teams_form_of_the_commands() {
     assert!(unknown.contains("@nudge"), "{unknown}");
 }
 
+#[tokio::test]
+async fn a_long_answer_is_cut_to_whole_parts_that_fit_in_one_teams_message() {
+    let t = TeamsTest::start(Backend::Sqlite).await;
+    let long = format!("experiment propose {}", "a very long title that goes on and on ".repeat(600));
+    let reply = t.say(&long).await;
+    // `posts` has checked the size (under 28 KB) and the schema; the answer still says what is wrong.
+    let text = shown(&reply);
+    assert!(text.contains("@nudge experiment propose"), "{text}");
+    assert!(text.contains("more parts that do not fit in one Teams message"), "{text}");
+    assert!(reply.to_string().len() > 16 * 1024, "the echo of what was typed is kept as far as it fits");
+}
+
 async fn a_redelivered_activity_has_no_second_effect(backend: Backend) {
     let t = TeamsTest::start(backend).await;
     let activity = t.channel_message("pledge call five customers by fri");
@@ -662,6 +674,31 @@ async fn buttons_work_as_invokes_and_as_submits(backend: Backend) {
     t.app.settle().await;
     let mine = shown(&t.say("pledge list all").await);
     assert!(mine.contains("No open pledges"), "a kept pledge is not open: {mine}");
+
+    // Extend as a submit: the form is posted as a card, and its own submit moves the date.
+    let pledged = t.say("pledge write the survey by fri").await;
+    let extend = button(&pledged, "Extend");
+    t.send(&t.submit(extend["fallback"]["data"].clone())).await;
+    t.app.settle().await;
+    let form = t.posts().await.last().unwrap().1.clone();
+    let save = button(&form, "Extend");
+    let mut data = save["fallback"]["data"].clone();
+    data["due"] = json!("2026-12-09");
+    t.send(&t.submit(data)).await;
+    t.app.settle().await;
+    let moved = shown(&t.say("pledge list").await);
+    assert!(moved.contains("Wed 9 Dec"), "the due date moved: {moved}");
+
+    // Release as an invoke: the form replaces the card for the clicker, and its submit releases.
+    let release = button(&pledged, "Release");
+    let form = invoke_answer(&t, &t.invoke("nudge.action", release["data"].clone())).await;
+    let confirm = button(&form["value"], "Release");
+    let mut data = confirm["data"].clone();
+    data["reason"] = json!("the survey moved to January");
+    invoke_answer(&t, &t.invoke("nudge.form", data)).await;
+    t.app.settle().await;
+    let left = shown(&t.say("pledge list all").await);
+    assert!(left.contains("No open pledges"), "the released pledge is not open: {left}");
 }
 
 #[tokio::test]
@@ -1039,6 +1076,48 @@ async fn postgres_a_post_whose_answer_was_lost_is_not_posted_again() {
 #[tokio::test]
 async fn sqlite_a_post_whose_answer_was_lost_is_not_posted_again() {
     a_post_whose_answer_was_lost_is_not_posted_again(Backend::Sqlite).await;
+}
+
+async fn posts_at_once_share_one_token(backend: Backend) {
+    let t = DeliveryTest::start(backend).await;
+    let created = json!({"id": format!("{CHANNEL};messageid=1"), "activityId": "1764000000700"});
+    t.answers(ResponseTemplate::new(201).set_body_json(created)).mount(&t.connector).await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let channel = format!("19:team-channel-{n}@thread.tacv2");
+        let mut tx = t.store.begin().await.unwrap();
+        let id = crate::helpers::channel_in(&mut tx, t.ws, &channel).await;
+        let record = json!({"place": "channel", "id": channel, "serviceUrl": format!("{}/amer/", t.connector.uri())});
+        tx.save_platform_record(t.ws, "teams", records::CONVERSATION, &channel, &record.to_string(), t.clock.now())
+            .await
+            .unwrap();
+        let message = nudge::message::Message::channel("Weekly check-in");
+        tx.enqueue_message(t.ws, id, Recipient::Channel(id), &format!("check-in:{n}"), &message, t.clock.now())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        ids.push(channel);
+    }
+    let round = t.sender.run_once().await.unwrap();
+    assert_eq!(round.delivered, 4, "{round:?}");
+    let requests = t.identity.received_requests().await.unwrap();
+    let tokens = requests.iter().filter(|r| r.url.path().ends_with("/oauth2/v2.0/token")).count();
+    assert_eq!(tokens, 1, "four deliveries side by side fetched the token once");
+    let form = std::str::from_utf8(&requests.iter().find(|r| r.url.path().ends_with("/token")).unwrap().body)
+        .unwrap()
+        .to_string();
+    assert!(form.contains("grant_type=client_credentials"), "{form}");
+    assert!(form.contains("scope=https%3A%2F%2Fapi.botframework.com%2F.default"), "{form}");
+}
+
+#[tokio::test]
+async fn postgres_posts_at_once_share_one_token() {
+    posts_at_once_share_one_token(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_posts_at_once_share_one_token() {
+    posts_at_once_share_one_token(Backend::Sqlite).await;
 }
 
 #[tokio::test]

@@ -57,6 +57,9 @@ pub struct Teams {
     /// Conversation records this process has written (or read), so an unchanged serviceUrl is
     /// not written again on every message.
     known: RwLock<HashMap<(WorkspaceId, String), wire::ConversationRecord>>,
+    /// Activities refused for their token: counted, and logged at most once per interval (the
+    /// counter Slack's signature check uses), so a flood of forgeries cannot fill the disk.
+    pub(crate) rejections: crate::platforms::slack::verify::Rejections,
 }
 
 impl std::fmt::Debug for Teams {
@@ -73,6 +76,7 @@ impl Teams {
             settings,
             workspaces: RwLock::new(HashMap::new()),
             known: RwLock::new(HashMap::new()),
+            rejections: Default::default(),
         }
     }
 

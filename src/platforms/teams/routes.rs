@@ -55,10 +55,16 @@ async fn messages(State(app): State<Arc<TeamsApp>>, headers: HeaderMap, body: By
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match app.teams.verifier.verify(authorization, &Claimed::of(&body)).await {
         Ok(()) => {}
-        Err(Refusal::NotEndorsed) => return HttpError::Forbidden.into_response(),
-        Err(Refusal::Unauthorized(why)) => {
-            tracing::info!(why, "refused a Teams activity");
-            return HttpError::Unauthorized.into_response();
+        Err(refusal) => {
+            let now = app.core.clock.now().timestamp();
+            if let Some(since_last) = app.teams.rejections.count(now) {
+                let total = app.teams.rejections.total();
+                tracing::info!(last = ?refusal, refused = since_last, total, "refused Teams activities");
+            }
+            return match refusal {
+                Refusal::NotEndorsed => HttpError::Forbidden.into_response(),
+                Refusal::Unauthorized(_) => HttpError::Unauthorized.into_response(),
+            };
         }
     }
     let activity: Activity = match serde_json::from_slice(&body) {
