@@ -360,6 +360,26 @@ pub fn assert_valid_card(card: &Value) {
     assert!(errors.is_empty(), "the card is not Adaptive Card 1.5: {errors:#?}\n{card:#}");
 }
 
+/// The schema check can fail: what Teams would not take (a string fallback on a button, an unknown
+/// element, the `msteams` property left in) is refused by it.
+#[test]
+fn the_vendored_schema_refuses_cards_teams_would_refuse() {
+    let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let good = json!({"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "hi"}],
+        "actions": [{"type": "Action.Execute", "title": "Go", "verb": "v", "fallback": {"type": "Action.Submit", "title": "Go"}}]});
+    assert!(validator.is_valid(&good));
+    let mut string_fallback = good.clone();
+    string_fallback["actions"][0]["fallback"] = json!("drop");
+    assert!(!validator.is_valid(&string_fallback), "a string fallback on an action");
+    let mut unknown = good.clone();
+    unknown["body"][0]["type"] = json!("Text.Block");
+    assert!(!validator.is_valid(&unknown), "an unknown element");
+    let mut teams_only = good.clone();
+    teams_only["msteams"] = json!({"width": "Full"});
+    assert!(!validator.is_valid(&teams_only), "the msteams property");
+}
+
 /// Every text a person sees on a card or activity, in order.
 pub fn shown(value: &Value) -> String {
     fn walk(value: &Value, out: &mut String) {
