@@ -370,7 +370,8 @@ fn the_vendored_schema_refuses_cards_teams_would_refuse() {
         "actions": [{"type": "Action.Execute", "title": "Go", "verb": "v", "fallback": {"type": "Action.Submit", "title": "Go"}}]});
     assert!(validator.is_valid(&good));
     let mut string_fallback = good.clone();
-    string_fallback["actions"][0]["fallback"] = json!("drop");
+    // "drop" is the one string the schema allows; a type name where an object belongs is not.
+    string_fallback["actions"][0]["fallback"] = json!("Action.Submit");
     assert!(!validator.is_valid(&string_fallback), "a string fallback on an action");
     let mut unknown = good.clone();
     unknown["body"][0]["type"] = json!("Text.Block");
