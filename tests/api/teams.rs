@@ -637,6 +637,18 @@ async fn a_redelivered_activity_has_no_second_effect(backend: Backend) {
     assert_eq!(t.posts().await.len(), 1, "answered once");
     let list = shown(&t.say("pledge list all").await);
     assert!(list.contains("P-1") && !list.contains("P-2"), "one pledge: {list}");
+
+    // A click delivered again is answered, and counted once.
+    let proposed = t.say("experiment propose Shorter signup | Fewer fields help | activation 31% -&gt; 40%").await;
+    let vote = button(&proposed, "Vote");
+    let click = t.invoke("nudge.action", vote["data"].clone());
+    invoke_answer(&t, &click).await;
+    let again = invoke_answer(&t, &click).await;
+    assert_eq!(again["value"], "That was done already.", "{again}");
+    t.app.settle().await;
+    let shown_e1 = t.say("experiment show E-1").await;
+    let facts = shown_e1.to_string();
+    assert!(facts.contains(r#""title":"Votes","value":"1""#), "one vote: {facts}");
 }
 
 #[tokio::test]
