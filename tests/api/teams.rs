@@ -679,6 +679,18 @@ async fn buttons_work_as_invokes_and_as_submits(backend: Backend) {
     let start = button(&proposed, "Start");
     t.send(&t.submit(start["fallback"]["data"].clone())).await;
     t.app.settle().await;
+    let (path, started) = t.posts().await.last().unwrap().clone();
+    assert!(path.ends_with("/activities/1764000000999"), "the proposal card is replaced for everyone: {path}");
+    assert!(shown(&started).contains("E-1 is running"), "{started}");
+    // Start as an invoke, on the second proposal: the result replaces the card for the clicker and everyone.
+    let second = t.posts().await[1].1.clone();
+    let start = button(&second, "Start");
+    let answer = invoke_answer(&t, &t.invoke("nudge.action", start["data"].clone())).await;
+    assert_eq!(answer["type"], "application/vnd.microsoft.card.adaptive", "{answer}");
+    assert!(shown(&answer["value"]).contains("E-2 is running"), "{answer}");
+    t.app.settle().await;
+    let (path, _) = t.posts().await.last().unwrap().clone();
+    assert!(path.ends_with("/activities/1764000000999"), "{path}");
     let shown_e1 = shown(&t.say("experiment show E-1").await);
     assert!(shown_e1.contains("running"), "{shown_e1} after {:#?}", t.posts().await);
 

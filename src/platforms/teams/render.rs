@@ -20,6 +20,9 @@ pub const DATA_FORM: &str = "nudgeForm";
 /// Set on a form nudge posted as its own message (not one opened in place of a clicked card): its
 /// result replaces it for everyone.
 pub const DATA_POSTED: &str = "nudgePosted";
+/// Set on the buttons of a card nudge posted as an answer in the conversation: what a click there
+/// does for the team replaces that card for everyone.
+pub const DATA_REPLACE: &str = "nudgeReplace";
 /// Teams refuses activities over about 28 KB; nudge stays under it with room for the envelope.
 pub const MAX_ACTIVITY_BYTES: usize = 28 * 1024;
 
@@ -110,7 +113,7 @@ pub fn parse_form(data: &Value) -> Option<(String, Answers)> {
     let answers = data
         .as_object()?
         .iter()
-        .filter(|(key, _)| ![DATA_FORM, DATA_ACTION, DATA_POSTED, "msteams"].contains(&key.as_str()))
+        .filter(|(key, _)| ![DATA_FORM, DATA_ACTION, DATA_POSTED, DATA_REPLACE, "msteams"].contains(&key.as_str()))
         .filter_map(|(key, value)| {
             // Numbers may arrive as numbers or strings, depending on the client.
             let text = match value {
@@ -217,6 +220,26 @@ pub fn activity(message: &Message) -> Value {
     kept.sections.push(Section::body(format!("… and {more} more parts that do not fit in one Teams message.")));
     let cut = activity_with(card_of(&kept), &headline);
     if fits(&cut) { cut } else { activity_with(card_of(&Message { sections: Vec::new(), ..kept }), "") }
+}
+
+/// Marks every button of an activity's cards as [`DATA_REPLACE`].
+pub fn replaceable(mut activity: Value) -> Value {
+    fn mark(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                let button =
+                    matches!(map.get("type").and_then(Value::as_str), Some("Action.Execute" | "Action.Submit"));
+                if button && let Some(Value::Object(data)) = map.get_mut("data") {
+                    data.insert(DATA_REPLACE.to_string(), Value::Bool(true));
+                }
+                map.values_mut().for_each(mark);
+            }
+            Value::Array(items) => items.iter_mut().for_each(mark),
+            _ => {}
+        }
+    }
+    mark(&mut activity);
+    activity
 }
 
 pub fn fits(activity: &Value) -> bool {

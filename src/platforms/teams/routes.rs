@@ -197,11 +197,36 @@ async fn message(app: Arc<TeamsApp>, ws: WorkspaceId, activity: Activity) {
         Some(data) => clicked(&app, ws, &activity, data).await,
         None => typed(&app, ws, &activity).await,
     };
+    if let Answer::Message(message) = &answer
+        && message.visibility == Visibility::Channel
+        && replaces(&activity)
+        && let Some(card_id) = activity.reply_to_id.as_deref()
+    {
+        update(&app, &activity, card_id, &render::replaceable(render::activity(message))).await;
+        return;
+    }
     let body = match &answer {
-        Answer::Message(message) => render::activity(message),
+        Answer::Message(message) => render::replaceable(render::activity(message)),
         Answer::Card(card) => render::activity_with(card.clone(), ""),
     };
     reply(&app, &activity, &body).await;
+}
+
+/// Whether the click came from a card nudge posted as an answer (not a check-in or a reminder,
+/// whose other items the click does not change): its result takes the card's place for everyone.
+fn replaces(activity: &Activity) -> bool {
+    let data = match activity.kind.as_str() {
+        "invoke" => activity.value.as_ref().and_then(|v| v.get("action")).and_then(|a| a.get("data")),
+        _ => activity.value.as_ref(),
+    };
+    data.and_then(|d| d.get(render::DATA_REPLACE)).and_then(Value::as_bool) == Some(true)
+}
+
+async fn update(app: &TeamsApp, activity: &Activity, card_id: &str, body: &Value) {
+    let updated = app.teams.connector.update(&activity.service_url, &activity.conversation.id, card_id, body).await;
+    if let Err(error) = updated {
+        tracing::warn!(%error, "could not update a Teams card for everyone");
+    }
 }
 
 async fn reply(app: &TeamsApp, activity: &Activity, body: &Value) {
@@ -371,28 +396,23 @@ async fn invoke(app: &Arc<TeamsApp>, ws: WorkspaceId, activity: Activity) -> Res
     let posted_form = verb == VERB_FORM && data.get(render::DATA_POSTED).and_then(Value::as_bool) == Some(true);
     match clicked(app, ws, &activity, &data).await {
         Answer::Card(card) => invoke_card(card),
-        Answer::Message(message) if posted_form && message.visibility == Visibility::Channel => {
-            // The form was nudge's own message: everyone sees its result in its place.
-            let card = render::card_of(&message);
+        Answer::Message(message)
+            if message.visibility == Visibility::Channel && (posted_form || replaces(&activity)) =>
+        {
+            // The clicked card was nudge's own answer: everyone sees the result in its place.
+            let card = render::replaceable(render::card_of(&message));
             if let Some(card_id) = activity.reply_to_id.clone() {
-                let (app, activity, body) = (app.clone(), activity.clone(), render::activity(&message));
-                app.core.tasks.clone().spawn(async move {
-                    let updated = app
-                        .teams
-                        .connector
-                        .update(&activity.service_url, &activity.conversation.id, &card_id, &body)
-                        .await;
-                    if let Err(error) = updated {
-                        tracing::warn!(%error, "could not update a Teams card for everyone");
-                    }
-                });
+                let (app, activity) = (app.clone(), activity.clone());
+                let body = render::replaceable(render::activity(&message));
+                app.core.tasks.clone().spawn(async move { update(&app, &activity, &card_id, &body).await });
             }
             invoke_card(card)
         }
         Answer::Message(message) => {
             if message.visibility == Visibility::Channel {
                 // What a click did for the team is said in the thread, for everyone.
-                let (app, activity, body) = (app.clone(), activity.clone(), render::activity(&message));
+                let (app, activity) = (app.clone(), activity.clone());
+                let body = render::replaceable(render::activity(&message));
                 app.core.tasks.clone().spawn(async move { reply(&app, &activity, &body).await });
             }
             invoke_message(&render::teams_form(&message.plain_text()).replace('`', ""))
