@@ -519,6 +519,69 @@ async fn every_failing_token_check_alone_refuses_the_activity_and_does_nothing()
 }
 
 #[tokio::test]
+async fn a_verified_body_that_is_not_an_activity_is_a_clear_400_and_an_oversized_one_a_413() {
+    let t = TeamsTest::start(Backend::Sqlite).await;
+    let bearer = format!("Bearer {}", t.token());
+    let not_an_activity = json!({"channelId": "msteams", "serviceUrl": t.service_url(), "type": "message"});
+    let response = t.post(&not_an_activity, Some(&bearer)).await;
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("Bot Framework activity"));
+    let mut huge = t.channel_message("experiment list");
+    huge["text"] = json!("x".repeat(2 * 1024 * 1024));
+    assert_eq!(t.post(&huge, Some(&bearer)).await.status(), 413);
+    t.app.settle().await;
+    assert!(t.posts().await.is_empty());
+}
+
+async fn every_button_works_as_a_submit_too(backend: Backend) {
+    let t = TeamsTest::start(backend).await;
+    let proposed = t.say("experiment propose Shorter signup | Fewer fields help | activation 31% -&gt; 40%").await;
+    t.send(&t.submit(button(&proposed, "Vote")["fallback"]["data"].clone())).await;
+    t.app.settle().await;
+    assert!(shown(&t.posts().await.last().unwrap().1).contains("vote"), "the vote is answered in the thread");
+    t.say("experiment start E-1").await;
+    let running = t.say("experiment show E-1").await;
+    t.send(&t.submit(button(&running, "Update metric")["fallback"]["data"].clone())).await;
+    t.app.settle().await;
+    let form = t.posts().await.last().unwrap().1.clone();
+    let mut data = button(&form, "Save")["fallback"]["data"].clone();
+    data["value"] = json!("35%");
+    t.send(&t.submit(data)).await;
+    t.app.settle().await;
+    assert!(shown(&t.say("experiment show E-1").await).contains("35%"), "the reading was recorded");
+
+    let pledged = t.say("pledge call five customers by fri").await;
+    t.send(&t.submit(button(&pledged, "Done")["fallback"]["data"].clone())).await;
+    t.app.settle().await;
+    assert!(shown(&t.say("pledge list all").await).contains("No open pledges"), "kept by a submit");
+    let pledged = t.say("pledge write the survey by fri").await;
+    let extend = invoke_answer(&t, &t.invoke("nudge.action", button(&pledged, "Extend")["data"].clone())).await;
+    let mut data = button(&extend["value"], "Extend")["data"].clone();
+    data["due"] = json!("2026-12-10");
+    invoke_answer(&t, &t.invoke("nudge.form", data)).await;
+    t.app.settle().await;
+    assert!(shown(&t.say("pledge list").await).contains("Thu 10 Dec"), "extended by an invoke");
+    t.send(&t.submit(button(&pledged, "Release")["fallback"]["data"].clone())).await;
+    t.app.settle().await;
+    let form = t.posts().await.last().unwrap().1.clone();
+    let mut data = button(&form, "Release")["fallback"]["data"].clone();
+    data["reason"] = json!("the survey moved");
+    t.send(&t.submit(data)).await;
+    t.app.settle().await;
+    assert!(shown(&t.say("pledge list all").await).contains("No open pledges"), "released by a submit");
+}
+
+#[tokio::test]
+async fn postgres_every_button_works_as_a_submit_too() {
+    every_button_works_as_a_submit_too(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_every_button_works_as_a_submit_too() {
+    every_button_works_as_a_submit_too(Backend::Sqlite).await;
+}
+
+#[tokio::test]
 async fn the_signing_keys_are_fetched_once_and_an_unknown_kid_does_not_fetch_them_again_within_the_hour() {
     let t = TeamsTest::start(Backend::Sqlite).await;
     let activity = t.personal_message("pledge list");
