@@ -979,6 +979,73 @@ async fn sqlite_an_uninstall_stops_the_channel_posts_and_a_personal_install_keep
     an_uninstall_stops_the_channel_posts_and_a_personal_install_keeps_the_members_chat(Backend::Sqlite).await;
 }
 
+/// A member who blocked nudge and then writes to it again has it back: posts resume.
+async fn a_block_is_lifted_when_someone_writes_to_nudge_there_again(backend: Backend) {
+    let t = TeamsTest::start(backend).await;
+    t.install_in_team().await;
+    let blocked = json!({"error": {"code": "BotNotInConversationRoster", "message": "The bot is not part of the conversation roster."}});
+    Mock::given(method("POST"))
+        .and(path("/amer/v3/conversations"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(blocked))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&t.connector)
+        .await;
+    let ws = t.workspace().await;
+    let t = &t;
+    let owe = |key: &'static str| async move {
+        let mut tx = t.app.store.begin().await.unwrap();
+        let channel = tx.channel(ws, CHANNEL).await.unwrap().unwrap().id;
+        let message = nudge::message::Message::channel("Weekly check-in: Shorter signup");
+        tx.enqueue_message(ws, channel, Recipient::Channel(channel), key, &message, t.app.clock.now()).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    owe("first").await;
+    let mut dead = Vec::new();
+    for _ in 0..250 {
+        let mut tx = t.app.store.read().await.unwrap();
+        dead = tx.outbox_report(10).await.unwrap().dead_posts;
+        if !dead.is_empty() {
+            break;
+        }
+        drop(tx);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(dead.first().is_some_and(|d| d.last_error.contains("BotNotInConversationRoster")), "{dead:?}");
+    t.say("help").await;
+    t.app.clock.advance(chrono::Duration::seconds(5));
+    owe("second").await;
+    let second = {
+        let mut tx = t.app.store.read().await.unwrap();
+        let rows = tx.outbox_messages(ws).await.unwrap();
+        rows.into_iter().find(|m| m.idempotency_key == "second").unwrap().id
+    };
+    let mut status = String::new();
+    for _ in 0..250 {
+        let mut tx = t.app.store.read().await.unwrap();
+        status = tx.outbound_status(second).await.unwrap().unwrap();
+        if status != "pending" && status != "sending" {
+            break;
+        }
+        drop(tx);
+        t.app.clock.advance(chrono::Duration::seconds(2));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, "sent", "posts resume once someone writes to nudge there");
+    let threads = t.posts().await.into_iter().filter(|(p, b)| p == "/amer/v3/conversations" && b["isGroup"] == true);
+    assert_eq!(threads.count(), 2, "the refused post and the one after the block");
+}
+
+#[tokio::test]
+async fn postgres_a_block_is_lifted_when_someone_writes_to_nudge_there_again() {
+    a_block_is_lifted_when_someone_writes_to_nudge_there_again(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_block_is_lifted_when_someone_writes_to_nudge_there_again() {
+    a_block_is_lifted_when_someone_writes_to_nudge_there_again(Backend::Sqlite).await;
+}
+
 #[tokio::test]
 async fn the_app_package_is_a_flat_zip_with_the_manifest_and_both_icons() {
     let t = TeamsTest::start(Backend::Sqlite).await;

@@ -141,7 +141,6 @@ impl TeamsDelivery {
         if let Err(error) = saved {
             tracing::warn!(%error, "could not record that a Teams conversation refused nudge");
         }
-        self.teams.remember_conversation(ws, key, record);
     }
 
     /// A member's personal conversation with nudge, created (and kept) the first time.

@@ -54,9 +54,6 @@ pub struct Teams {
     /// Tenant id → workspace id. Ids never change once allocated, so caching them saves a query
     /// per activity without making any replica's memory needed for correctness.
     workspaces: RwLock<HashMap<String, WorkspaceId>>,
-    /// Conversation records this process has written (or read), so an unchanged serviceUrl is
-    /// not written again on every message.
-    known: RwLock<HashMap<(WorkspaceId, String), wire::ConversationRecord>>,
     /// Activities refused for their token: counted, and logged at most once per interval (the
     /// counter Slack's signature check uses), so a flood of forgeries cannot fill the disk.
     pub(crate) rejections: crate::platforms::slack::verify::Rejections,
@@ -75,7 +72,6 @@ impl Teams {
             connector: api::Connector::new(&settings, clock),
             settings,
             workspaces: RwLock::new(HashMap::new()),
-            known: RwLock::new(HashMap::new()),
             rejections: Default::default(),
         }
     }
@@ -95,13 +91,5 @@ impl Teams {
         tx.commit().await?;
         self.workspaces.write().unwrap_or_else(|e| e.into_inner()).insert(tenant.clone(), ws);
         Ok(ws)
-    }
-
-    pub(crate) fn known_conversation(&self, ws: WorkspaceId, key: &str) -> Option<wire::ConversationRecord> {
-        self.known.read().unwrap_or_else(|e| e.into_inner()).get(&(ws, key.to_string())).cloned()
-    }
-
-    pub(crate) fn remember_conversation(&self, ws: WorkspaceId, key: &str, record: wire::ConversationRecord) {
-        self.known.write().unwrap_or_else(|e| e.into_inner()).insert((ws, key.to_string()), record);
     }
 }

@@ -119,22 +119,11 @@ fn internal(error: StoreError, what: &'static str) -> Response {
 }
 
 /// Records the activity (conversation id, activity id) once, and the latest serviceUrl for its
-/// conversation and tenant, in one transaction; false when it was delivered before.
+/// conversation and tenant, in one transaction; false when it was delivered before. The stored
+/// record is read each time (not cached), so what another replica learned (a block) is kept.
 async fn first_time(app: &TeamsApp, ws: WorkspaceId, activity: &Activity) -> Result<bool, StoreError> {
     let now = app.core.clock.now();
     let key = activity.conversation_key();
-    let known = app.teams.known_conversation(ws, &key);
-    // Someone writing to nudge (or clicking) there has it back: a block or removal is over.
-    let spoke = matches!(activity.kind.as_str(), "message" | "invoke");
-    let mut record = ConversationRecord {
-        place: activity.place(),
-        id: key.clone(),
-        service_url: activity.service_url.clone(),
-        removed: known.as_ref().and_then(|k| k.removed.clone()).filter(|_| !spoke),
-    };
-    if record.place != Place::Channel {
-        record.id = activity.conversation.id.clone();
-    }
     let mut tx = app.core.store.begin().await?;
     if let Some(id) = &activity.id {
         let delivery = format!("{}|{id}", activity.conversation.id);
@@ -142,24 +131,23 @@ async fn first_time(app: &TeamsApp, ws: WorkspaceId, activity: &Activity) -> Res
             return Ok(false);
         }
     }
-    let changed = known.as_ref() != Some(&record);
-    if changed {
-        if known.is_none()
-            && !spoke
-            && let Some(stored) = tx.platform_record(ws, PLATFORM, records::CONVERSATION, &key).await?
-            && let Ok(stored) = serde_json::from_str::<ConversationRecord>(&stored)
-        {
-            record.removed = stored.removed;
-        }
+    let stored = tx.platform_record(ws, PLATFORM, records::CONVERSATION, &key).await?;
+    let stored: Option<ConversationRecord> = stored.and_then(|s| serde_json::from_str(&s).ok());
+    // Someone writing to nudge (or clicking) there has it back: a block or removal is over.
+    let spoke = matches!(activity.kind.as_str(), "message" | "invoke");
+    let record = ConversationRecord {
+        place: activity.place(),
+        id: if activity.place() == Place::Channel { key.clone() } else { activity.conversation.id.clone() },
+        service_url: activity.service_url.clone(),
+        removed: stored.as_ref().and_then(|s| s.removed.clone()).filter(|_| !spoke),
+    };
+    if stored.as_ref() != Some(&record) {
         let value = serde_json::to_string(&record).unwrap_or_default();
         tx.save_platform_record(ws, PLATFORM, records::CONVERSATION, &key, &value, now).await?;
         let tenant = &app.teams.settings.tenant_id;
         tx.save_platform_record(ws, PLATFORM, records::SERVICE_URL, tenant, &activity.service_url, now).await?;
     }
     tx.commit().await?;
-    if changed {
-        app.teams.remember_conversation(ws, &key, record);
-    }
     Ok(true)
 }
 
@@ -468,7 +456,6 @@ async fn lifecycle(app: &TeamsApp, ws: WorkspaceId, activity: &Activity) -> Resu
         }
     }
     tx.commit().await?;
-    app.teams.remember_conversation(ws, &key, record);
     tracing::info!(added, "Teams install changed");
     Ok(())
 }
