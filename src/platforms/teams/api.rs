@@ -266,3 +266,64 @@ impl Connector {
         serde_json::from_value(answer).map_err(|e| ConnectorError::Unreadable(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(extra: &[&str]) -> Connector {
+        let settings = TeamsConfig {
+            app_id: "3f6b8c2e-1a4d-4e5f-9a7b-0c1d2e3f4a5b".into(),
+            app_password: SecretString::from("pw".to_string()),
+            tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
+            openid_metadata_url: Url::parse(super::super::config::BOT_FRAMEWORK_METADATA).unwrap(),
+            token_url: Url::parse("https://login.microsoftonline.com/t/oauth2/v2.0/token").unwrap(),
+            extra_service_hosts: extra.iter().map(|h| h.to_string()).collect(),
+            accept_entra_tokens: false,
+        };
+        Connector::new(&settings, std::sync::Arc::new(crate::clock::SystemClock))
+    }
+
+    #[test]
+    fn the_token_goes_to_microsofts_connector_hosts_over_https_and_to_listed_hosts_only() {
+        let plain = connector(&[]);
+        for good in [
+            "https://smba.trafficmanager.net/amer/",
+            "https://smba.trafficmanager.net/emea/72f988bf-86f1-41af-91ab-2d7cd011db47/",
+            "https://europe.webchat.botframework.com/",
+            "https://canary.teams.microsoft.com/",
+        ] {
+            assert!(plain.allowed(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://smba.trafficmanager.net/amer/",
+            "https://evilbotframework.com/",
+            "https://botframework.com.evil.example/",
+            "https://smba.trafficmanager.net.evil.example/",
+            "https://127.0.0.1:8080/",
+            "not a url",
+        ] {
+            assert!(plain.allowed(bad).is_err(), "{bad}");
+        }
+        assert!(connector(&["127.0.0.1"]).allowed("http://127.0.0.1:8080/amer/").is_ok());
+    }
+
+    #[test]
+    fn blocked_transient_and_ambiguous_answers_are_told_apart() {
+        let status = |status, code: Option<&str>| ConnectorError::Status {
+            status,
+            code: code.map(str::to_string),
+            retry_after: None,
+        };
+        for code in BLOCKED_CODES {
+            assert!(status(403, Some(code)).is_blocked(), "{code}");
+        }
+        assert!(!status(403, Some("Forbidden")).is_blocked());
+        for transient in [429, 412, 502, 503, 504] {
+            assert!(status(transient, None).is_retryable(), "{transient}");
+        }
+        assert!(!status(400, None).is_retryable() && !status(500, None).is_retryable());
+        assert!(ConnectorError::NoAnswer("timed out".into()).may_have_landed());
+        assert!(!ConnectorError::Unreachable("refused".into()).may_have_landed());
+    }
+}
