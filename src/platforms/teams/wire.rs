@@ -138,8 +138,8 @@ impl Activity {
         self.recipient.as_ref().is_some_and(|bot| bot.id == account.id)
     }
 
-    /// The text typed to nudge: every mention of the bot (by its entity) removed, HTML entities
-    /// decoded, trimmed.
+    /// The text typed to nudge: every mention of the bot (by its entity) removed, the markup of
+    /// rich-text clients (`<p>`, another member's `<at>`) taken out, HTML entities decoded, trimmed.
     pub fn command_text(&self) -> String {
         let mut text = self.text.clone().unwrap_or_default();
         for entity in &self.entities {
@@ -148,7 +148,7 @@ impl Activity {
                 text = text.replace(shown.as_str(), " ");
             }
         }
-        decode_entities(&text).trim().to_string()
+        decode_entities(&without_tags(&text)).trim().to_string()
     }
 }
 
@@ -164,6 +164,27 @@ pub struct ConversationRecord {
     /// Set when nudge was removed or blocked there: why. Posts stop until it is added again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub removed: Option<String>,
+}
+
+/// Text without its markup. Teams escapes a `<` people type (`&lt;`), so every `<` left is a tag:
+/// line-breaking ones become line breaks, the rest go.
+fn without_tags(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('>') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let tag = rest[start + 1..start + end].trim_start_matches('/').to_ascii_lowercase();
+        if ["p", "br", "br/", "div"].iter().any(|t| tag == *t || tag.starts_with(&format!("{t} "))) {
+            out.push('\n');
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// HTML's entities as Teams escapes typed text: the five named ones, `&nbsp;`, and numeric ones.
@@ -213,6 +234,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rich_text_markup_is_taken_out_and_typed_angle_brackets_kept() {
+        assert_eq!(without_tags("<p>experiment list</p>"), "\nexperiment list\n");
+        assert_eq!(decode_entities(&without_tags("<div>31% -&gt; 40% &lt;b&gt;</div>")), "\n31% -> 40% <b>\n");
+        assert_eq!(without_tags("a <span style=\"x\">b</span> c"), "a b c");
+    }
+
+    #[test]
     fn entities_are_decoded_and_unknown_ones_left_alone() {
         assert_eq!(decode_entities("31% -&gt; 40%"), "31% -> 40%");
         assert_eq!(decode_entities("a &amp;&lt;b&gt; &quot;c&quot; &#39;d&#x27; &nbsp;e"), "a &<b> \"c\" 'd'  e");
@@ -232,7 +260,7 @@ mod tests {
             ]
         }))
         .unwrap();
-        assert_eq!(activity.command_text(), "pledge ask <at>Ana</at> by fri");
+        assert_eq!(activity.command_text(), "pledge ask Ana by fri");
         assert_eq!(activity.conversation_key(), "19:abc@thread.tacv2");
         assert_eq!(activity.place(), Place::Channel);
     }
