@@ -5,6 +5,7 @@
 //! [`REGISTRY`] and its migration.
 
 pub mod slack;
+pub mod teams;
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -20,7 +21,7 @@ use crate::outbox::Delivery;
 use crate::store::Store;
 
 /// Every platform nudge speaks.
-pub const REGISTRY: &[Registration] = &[slack::REGISTRATION];
+pub const REGISTRY: &[Registration] = &[slack::REGISTRATION, teams::REGISTRATION];
 
 /// A platform as the core knows it before it is configured: its settings and how to read them.
 pub struct Registration {

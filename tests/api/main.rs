@@ -13,6 +13,7 @@ mod scheduler;
 mod slack;
 mod slack_oauth;
 mod store;
+mod teams;
 mod trust;
 mod trust_commands;
 mod trust_posts;
