@@ -54,6 +54,8 @@ pub struct Defaults {
     pub min_checkin_interval_minutes: u32,
     /// Weekdays on which a new channel gets no automated posts (existing channels keep theirs).
     pub quiet_days: QuietDays,
+    /// Where people reach this server, for the links nudge gives in chat (the dashboard).
+    pub public_url: Option<Url>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -399,7 +401,7 @@ impl Config {
         let missing = "defaulted settings are present";
         Ok(Config {
             listen: listen.expect(missing),
-            public_url,
+            public_url: public_url.clone(),
             request_timeout: request_timeout.expect(missing),
             connections: crate::http::ConnectionLimits {
                 max_connections: max_connections.expect(missing) as usize,
@@ -416,6 +418,7 @@ impl Config {
                 escalate_after_days: escalate_after_days.expect(missing),
                 min_checkin_interval_minutes: min_checkin_interval_minutes.expect(missing),
                 quiet_days: quiet_days.expect(missing),
+                public_url,
             },
             reconcile_after: reconcile_after.expect(missing),
             platforms,

@@ -57,7 +57,8 @@ impl Application {
         let core =
             Core { store: store.clone(), clock: clock.clone(), commands, config: config.clone(), tasks: tasks.clone() };
 
-        let mut routes = Router::new();
+        let link_key = crate::web::link_key(&store).await.context("cannot make the dashboard's link key")?;
+        let mut routes = crate::web::routes(store.clone(), clock.clone(), link_key);
         for registration in REGISTRY {
             routes = routes.merge((registration.setup_routes)(&core));
         }

@@ -51,6 +51,7 @@ pub(super) async fn run(tx: &mut Tx, ctx: &Context<'_>, command: NudgeCommand) -
         NudgeCommand::Pause { weeks } => pause(tx, ctx, weeks).await,
         NudgeCommand::Digest => digest(tx, ctx).await,
         NudgeCommand::Settings => Ok(settings(ctx)),
+        NudgeCommand::Dashboard => dashboard(tx, ctx).await,
     }
 }
 
@@ -149,6 +150,26 @@ async fn pause(tx: &mut Tx, ctx: &Context<'_>, weeks: u32) -> Result<Message, Fa
         None => "▶️ Automated posts are back on in this channel.".into(),
     };
     Ok(Message::private(text))
+}
+
+/// A private link to the channel's dashboard, valid for a week and a day.
+async fn dashboard(tx: &mut Tx, ctx: &Context<'_>) -> Result<Message, Failure> {
+    let key = tx.server_key(crate::web::links::KEY_NAME).await?;
+    let Some(key) = key.and_then(|k| hex::decode(k).ok()) else {
+        return refuse("The dashboard is not set up on this server yet; restart nudge once and try again.");
+    };
+    let expires = ctx.now + crate::web::links::LIFETIME;
+    let grant = crate::web::links::Grant { workspace: ctx.ws, channel: ctx.channel.id, expires };
+    let path = format!("/dashboard/{}", crate::web::links::token(&key, grant));
+    let link = match &ctx.defaults.public_url {
+        Some(base) => format!("{}{path}", base.as_str().trim_end_matches('/')),
+        None => format!("{path} (on this server; set server.public_url so nudge can give the full address)"),
+    };
+    Ok(Message::private(format!(
+        "📊 #{}'s dashboard, for anyone with this link until {}: {link}",
+        ctx.channel.name,
+        expires.with_timezone(&ctx.channel.time_zone).format("%a %-d %b")
+    )))
 }
 
 async fn digest(tx: &mut Tx, ctx: &Context<'_>) -> Result<Message, Failure> {

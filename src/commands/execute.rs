@@ -173,7 +173,11 @@ pub fn is_read(command: &Command) -> bool {
         Command::Pledge(c) => matches!(c, PledgeCommand::List(_)),
         Command::Nudge(c) => matches!(
             c,
-            NudgeCommand::ShowRules | NudgeCommand::ShowSchedule | NudgeCommand::Digest | NudgeCommand::Settings
+            NudgeCommand::ShowRules
+                | NudgeCommand::ShowSchedule
+                | NudgeCommand::Digest
+                | NudgeCommand::Settings
+                | NudgeCommand::Dashboard
         ),
     }
 }

@@ -169,9 +169,14 @@ pub const NUDGE_DIGEST: Syntax =
     Syntax { usage: "/nudge digest", example: "/nudge digest", summary: "post the digest and scoreboard now" };
 pub const NUDGE_SETTINGS: Syntax =
     Syntax { usage: "/nudge settings", example: "/nudge settings", summary: "show this channel's settings" };
+pub const NUDGE_DASHBOARD: Syntax = Syntax {
+    usage: "/nudge dashboard",
+    example: "/nudge dashboard",
+    summary: "a link to this channel's dashboard: board, charts, pledges, learnings, exports",
+};
 /// For problems with `/nudge` as a whole.
 pub const NUDGE: Syntax = Syntax {
-    usage: "/nudge help|rules|schedule|quiet|pause|digest|settings …",
+    usage: "/nudge help|rules|schedule|quiet|pause|digest|settings|dashboard …",
     example: "/nudge help",
     summary: "the channel",
 };
@@ -196,8 +201,8 @@ pub const EXPERIMENT_SYNTAXES: [Syntax; 11] = [
     EXPERIMENT_LEARNINGS,
 ];
 pub const PLEDGE_SYNTAXES: [Syntax; 5] = [PLEDGE_MAKE, PLEDGE_DONE, PLEDGE_EXTEND, PLEDGE_RELEASE, PLEDGE_LIST];
-pub const NUDGE_SYNTAXES: [Syntax; 7] =
-    [NUDGE_HELP, NUDGE_RULES, NUDGE_SCHEDULE, NUDGE_QUIET, NUDGE_PAUSE, NUDGE_DIGEST, NUDGE_SETTINGS];
+pub const NUDGE_SYNTAXES: [Syntax; 8] =
+    [NUDGE_HELP, NUDGE_RULES, NUDGE_SCHEDULE, NUDGE_QUIET, NUDGE_PAUSE, NUDGE_DIGEST, NUDGE_SETTINGS, NUDGE_DASHBOARD];
 
 // Length limits, counted in characters (what people see), not bytes. They keep posts readable and
 // bound what one command can store.
@@ -216,7 +221,7 @@ pub const MAX_PAUSE_WEEKS: u32 = 52;
 
 const EXPERIMENT_SUBCOMMANDS: &str =
     "propose, list, show, start, update, readings, edit, close, abandon, vote or learnings";
-const NUDGE_SUBCOMMANDS: [&str; 7] = ["help", "rules", "schedule", "quiet", "pause", "digest", "settings"];
+const NUDGE_SUBCOMMANDS: [&str; 8] = ["help", "rules", "schedule", "quiet", "pause", "digest", "settings", "dashboard"];
 const NUMBER_FORMS: &str = "write numbers like 31%, 1,200, 0.5 or $40";
 const DATE_FORMS: &str = "today, tomorrow, fri, next week, in 3 days or 2026-12-01";
 
@@ -307,7 +312,7 @@ pub fn help_text(topic: HelpTopic) -> String {
     let mut out = String::new();
     match topic {
         HelpTopic::All => {
-            out.push_str("nudge keeps your team's test-and-learn loop moving: small experiments, kept promises, shared learnings.\n\n");
+            out.push_str("nudge keeps your team's test-and-learn loop moving: small experiments, kept promises, shared learnings.\n");
             section(&mut out, "Experiments", &EXPERIMENT_SYNTAXES);
             out.push('\n');
             section(&mut out, "Pledges", &PLEDGE_SYNTAXES);
@@ -1003,6 +1008,7 @@ fn parse_nudge(text: &str) -> Result<Command, UsageError> {
         "pause" => NudgeCommand::Pause { weeks: parse_pause(rest)? },
         "digest" => nothing_after(rest, &NUDGE_DIGEST).map(|()| NudgeCommand::Digest)?,
         "settings" => nothing_after(rest, &NUDGE_SETTINGS).map(|()| NudgeCommand::Settings)?,
+        "dashboard" => nothing_after(rest, &NUDGE_DASHBOARD).map(|()| NudgeCommand::Dashboard)?,
         _ => {
             return Err(NUDGE.error(format!(
                 "{} is not a /nudge subcommand; try help, rules, schedule, quiet, pause, digest or settings",
@@ -2029,6 +2035,8 @@ mod tests {
     fn digest_and_settings_take_nothing_else() {
         assert_eq!(nudge("digest"), NudgeCommand::Digest);
         assert_eq!(nudge("SETTINGS"), NudgeCommand::Settings);
+        assert_eq!(nudge("dashboard"), NudgeCommand::Dashboard);
+        assert_error(&err("/nudge", "dashboard now"), &["\"now\""], &NUDGE_DASHBOARD);
         assert_error(&err("/nudge", "digest now"), &["/nudge digest takes nothing more", "\"now\""], &NUDGE_DIGEST);
         assert_error(&err("/nudge", "settings 🔧"), &["\"🔧\""], &NUDGE_SETTINGS);
     }

@@ -163,6 +163,8 @@ pub enum NudgeCommand {
     },
     Digest,
     Settings,
+    /// A signed link to the channel's dashboard.
+    Dashboard,
 }
 
 /// `/nudge quiet …`: weekdays replace the channel's quiet weekdays, dates are added as holidays.

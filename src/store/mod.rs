@@ -465,6 +465,7 @@ macro_rules! cached_sql {
 }
 
 // The queries, one file per area; after the macros above, which they use.
+mod dashboard;
 mod events;
 mod experiments;
 mod outbox;

@@ -6,6 +6,7 @@ mod helpers;
 mod binary;
 mod commands;
 mod crash;
+mod dashboard;
 mod health;
 mod outbox;
 mod reliability;
