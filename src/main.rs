@@ -15,7 +15,7 @@ use nudge::store::{DeadPosts, OutboundId, Store, StoreError};
 use nudge::telemetry;
 
 #[derive(Parser)]
-#[command(name = "nudge", version, about = "A chat bot that keeps teams moving through test-and-learn cycles")]
+#[command(name = "nudge", version, about = "A chat bot that keeps a team moving through test-and-learn cycles")]
 struct Cli {
     /// Configuration file (default: ./config/nudge.toml when it exists). Also NUDGE_CONFIG.
     #[arg(long, global = true, value_name = "FILE")]

@@ -128,9 +128,13 @@ impl Verifier {
             .map_err(|_| Refusal::Unauthorized("signature or claims"))?
             .claims;
         let channel = activity.channel_id.as_deref().ok_or(Refusal::Unauthorized("no channelId"))?;
-        if let Some(endorsements) = &key.endorsements
-            && !endorsements.iter().any(|e| e == channel)
-        {
+        // A Bot Framework key must name the channel among its endorsements (one without any is not
+        // endorsed, as in the Bot Framework SDKs); Entra's keys carry none, the tenant check stands in.
+        let endorsed = match &key.endorsements {
+            Some(endorsements) => endorsements.iter().any(|e| e == channel),
+            None => entra,
+        };
+        if !endorsed {
             return Err(Refusal::NotEndorsed);
         }
         if entra && claims.tid.as_deref() != Some(self.tenant_id.as_str()) {
