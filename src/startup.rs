@@ -58,6 +58,10 @@ impl Application {
             Core { store: store.clone(), clock: clock.clone(), commands, config: config.clone(), tasks: tasks.clone() };
 
         let link_key = crate::web::link_key(&store).await.context("cannot make the dashboard's link key")?;
+        let dashboard = config.public_url.as_ref().map(|url| crate::scheduler::DashboardLinks {
+            key: Arc::new(link_key.clone()),
+            base_url: url.as_str().trim_end_matches('/').to_string(),
+        });
         let mut routes = crate::web::routes(store.clone(), clock.clone(), link_key);
         for registration in REGISTRY {
             routes = routes.merge((registration.setup_routes)(&core));
@@ -74,7 +78,8 @@ impl Application {
             let settings = SenderSettings { reconcile_after, ..SenderSettings::default() };
             Sender::new(store.clone(), deliveries, clock.clone(), settings)
         });
-        let scheduler = Scheduler::new(store.clone(), clock, SchedulerSettings::default());
+        let scheduler =
+            Scheduler::new(store.clone(), clock, SchedulerSettings { dashboard, ..SchedulerSettings::default() });
         let health = Health::default();
         let router = http::router(AppState { store: store.clone(), health: health.clone() }, routes, timeout);
         Ok(Application { listener, router, store, address, tasks, health, sender, scheduler, connections })

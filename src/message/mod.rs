@@ -32,6 +32,16 @@ pub struct Message {
     /// with everything typed in it. A typed command's answer just shows the text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// A page the message points to (the channel's dashboard), shown as a link after the sections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Link>,
+}
+
+/// A labelled link to one of nudge's own pages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub label: String,
+    pub url: String,
 }
 
 /// A block of the message: a heading, some text, label/value fields, a metric row, buttons.
@@ -165,16 +175,21 @@ pub enum ActionStyle {
 
 impl Message {
     pub fn private(text: impl Into<String>) -> Message {
-        Message { visibility: Visibility::Private, text: text.into(), sections: Vec::new(), field: None }
+        Message { visibility: Visibility::Private, text: text.into(), sections: Vec::new(), field: None, link: None }
     }
 
     pub fn channel(text: impl Into<String>) -> Message {
-        Message { visibility: Visibility::Channel, text: text.into(), sections: Vec::new(), field: None }
+        Message { visibility: Visibility::Channel, text: text.into(), sections: Vec::new(), field: None, link: None }
     }
 
     /// Marks the message as the refusal of one form field's answer.
     pub fn about_field(mut self, field: &str) -> Message {
         self.field = Some(field.to_string());
+        self
+    }
+
+    pub fn with_link(mut self, label: impl Into<String>, url: impl Into<String>) -> Message {
+        self.link = Some(Link { label: label.into(), url: url.into() });
         self
     }
 

@@ -30,6 +30,8 @@ use crate::store::{
 
 #[derive(Debug, Clone)]
 pub struct SchedulerSettings {
+    /// How check-ins and digests link to their channel's dashboard; none without a public URL.
+    pub dashboard: Option<DashboardLinks>,
     /// The longest rest between ticks; a tick also comes as soon as the next firing is due.
     pub tick: Duration,
     /// Firings taken per transaction.
@@ -40,7 +42,7 @@ pub struct SchedulerSettings {
 
 impl Default for SchedulerSettings {
     fn default() -> Self {
-        SchedulerSettings { tick: Duration::from_secs(30), page: 200, workers: 4 }
+        SchedulerSettings { tick: Duration::from_secs(30), page: 200, workers: 4, dashboard: None }
     }
 }
 
@@ -67,6 +69,20 @@ pub struct Scheduler {
     settings: SchedulerSettings,
 }
 
+/// What dashboard links are made with: this installation's link key and the public base URL.
+#[derive(Clone)]
+pub struct DashboardLinks {
+    pub key: Arc<Vec<u8>>,
+    pub base_url: String,
+}
+
+impl std::fmt::Debug for DashboardLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key signs links that open a team's data; it is never printed.
+        f.debug_struct("DashboardLinks").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
 /// One post a job owes: to the channel, or privately to one member.
 pub(crate) enum Post {
     Channel(Message),
@@ -77,6 +93,18 @@ pub(crate) enum Post {
 const RETRY_FAILED: chrono::Duration = chrono::Duration::minutes(5);
 
 impl Scheduler {
+    /// A check-in or digest with the "View dashboard" link, valid until after the next one.
+    fn with_dashboard(&self, message: Message, channel: &ChannelRecord, now: DateTime<Utc>) -> Message {
+        let Some(links) = &self.settings.dashboard else { return message };
+        let grant = crate::web::links::Grant {
+            workspace: channel.workspace_id,
+            channel: channel.id,
+            expires: now + crate::web::links::LIFETIME,
+        };
+        let url = format!("{}/dashboard/{}", links.base_url, crate::web::links::token(&links.key, grant));
+        message.with_link("View dashboard", url)
+    }
+
     pub fn new(store: Store, clock: SharedClock, settings: SchedulerSettings) -> Scheduler {
         Scheduler { store, clock, settings }
     }
@@ -334,11 +362,11 @@ impl Scheduler {
                 (_, None) | (_, Some((Occurs::Skip, _))) | (Work::Done, _) => None,
                 _ if !plan.posts_now() => None,
                 (Work::Channel(ChannelJob::CheckIn), Some((_, at))) => {
-                    Some(Post::Channel(jobs::checkin(channel, at, &checkins)))
+                    Some(Post::Channel(self.with_dashboard(jobs::checkin(channel, at, &checkins), channel, now)))
                 }
                 (Work::Channel(ChannelJob::Digest), Some((_, at))) => {
                     let events = digests.get(&channel.id).map_or(&[][..], Vec::as_slice);
-                    jobs::digest(channel, at, events, news).map(Post::Channel)
+                    jobs::digest(channel, at, events, news).map(|m| Post::Channel(self.with_dashboard(m, channel, now)))
                 }
                 (Work::Channel(ChannelJob::Celebrations), Some(_)) => {
                     jobs::celebrations(channel, news).map(Post::Channel)

@@ -156,3 +156,41 @@ async fn postgres_exports_download_and_parse() {
 async fn sqlite_exports_download_and_parse() {
     exports_download_and_parse(Backend::Sqlite).await;
 }
+
+/// Every check-in carries a "View dashboard" link that opens the channel's page.
+async fn a_check_in_links_to_the_dashboard(backend: Backend) {
+    let t = SlackTest::start(backend).await;
+    a_team_at_work(&t).await;
+    let key = nudge::web::link_key(&t.app.store).await.unwrap();
+    let links = nudge::scheduler::DashboardLinks {
+        key: std::sync::Arc::new(key),
+        base_url: "https://nudge.example.com".into(),
+    };
+    let settings = nudge::scheduler::SchedulerSettings { dashboard: Some(links), ..Default::default() };
+    let scheduler = nudge::scheduler::Scheduler::new(t.app.store.clone(), t.app.clock.clone(), settings);
+    // Monday 30 November, past the default 09:30 check-in.
+    t.app.clock.advance(chrono::Duration::days(7));
+    scheduler.tick().await.unwrap();
+    let mut tx = t.app.store.read().await.unwrap();
+    let ws = tx.workspace("slack", "T01").await.unwrap().unwrap();
+    let posts = tx.outbox_messages(ws).await.unwrap();
+    drop(tx);
+    let checkin = posts.iter().find(|m| m.message.text.contains("Weekly check-in")).expect("a check-in");
+    let rendered = nudge::platforms::slack::render::message(&checkin.message).to_string();
+    let start = rendered.find("<https://nudge.example.com/dashboard/").expect("a dashboard link in the check-in");
+    let link: String = rendered[start + 1..].chars().take_while(|c| *c != '|').collect();
+    assert!(rendered[start..].starts_with(&format!("<{link}|View dashboard>")), "{rendered}");
+    let page = t.app.get(link.trim_start_matches("https://nudge.example.com")).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Shorter signup"));
+}
+
+#[tokio::test]
+async fn postgres_a_check_in_links_to_the_dashboard() {
+    a_check_in_links_to_the_dashboard(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_check_in_links_to_the_dashboard() {
+    a_check_in_links_to_the_dashboard(Backend::Sqlite).await;
+}

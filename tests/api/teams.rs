@@ -1311,3 +1311,15 @@ async fn the_bot_token_goes_only_to_connector_hosts() {
     let requests = t.identity.received_requests().await.unwrap();
     assert!(requests.iter().all(|r| !r.url.path().ends_with("/token")), "no token is even fetched for it");
 }
+
+/// A check-in's "View dashboard" link is an `Action.OpenUrl` on the card, valid Adaptive Card 1.5.
+#[test]
+fn a_dashboard_link_is_an_open_url_action() {
+    let message = nudge::message::Message::channel("☀️ Weekly check-in for General")
+        .with_link("View dashboard", "https://nudge.example.com/dashboard/1.2.3.abc");
+    let activity = nudge::platforms::teams::render::activity(&message);
+    assert_valid_activity(&activity);
+    let action = &activity["attachments"][0]["content"]["actions"][0];
+    assert_eq!(action["type"], "Action.OpenUrl");
+    assert_eq!(action["url"], "https://nudge.example.com/dashboard/1.2.3.abc");
+}

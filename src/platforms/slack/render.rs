@@ -113,7 +113,15 @@ pub fn command_response(reply: &Message) -> Value {
 
 /// A `chat.postMessage` body (without the channel, which the sender adds).
 pub fn message(reply: &Message) -> Value {
-    json!({"text": plain_fallback(reply), "blocks": blocks(reply)})
+    let mut blocks = blocks(reply);
+    if let Some(link) = &reply.link
+        && blocks.len() < MAX_MESSAGE_BLOCKS
+    {
+        // nudge's own URLs hold no `|` or `>`, so Slack's link syntax cannot be broken by them.
+        let text = format!("<{}|{}>", link.url, escape(&link.label));
+        blocks.push(json!({"type": "context", "elements": [mrkdwn(text)]}));
+    }
+    json!({"text": plain_fallback(reply), "blocks": blocks})
 }
 
 /// The notification and fallback text: the headline, escaped and cut, never empty.

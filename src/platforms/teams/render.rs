@@ -184,7 +184,11 @@ pub fn card_of(message: &Message) -> Value {
     for section in &message.sections {
         body.extend(section_items(section, &mut mentions));
     }
-    card(body, teams_form(&message.plain_text()), mentions)
+    let mut card = card(body, teams_form(&message.plain_text()), mentions);
+    if let Some(link) = &message.link {
+        card["actions"] = json!([{"type": "Action.OpenUrl", "title": link.label, "url": link.url}]);
+    }
+    card
 }
 
 /// A message activity carrying a card, with its plain text for notifications and clients without cards.
