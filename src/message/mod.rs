@@ -34,7 +34,8 @@ pub struct Message {
     pub field: Option<String>,
     /// A page the message points to (the channel's dashboard), shown as a link after the sections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link: Option<Link>,
+    // Boxed: most messages have none, and a message travels in every command's result.
+    pub link: Option<Box<Link>>,
 }
 
 /// A labelled link to one of nudge's own pages.
@@ -189,7 +190,7 @@ impl Message {
     }
 
     pub fn with_link(mut self, label: impl Into<String>, url: impl Into<String>) -> Message {
-        self.link = Some(Link { label: label.into(), url: url.into() });
+        self.link = Some(Box::new(Link { label: label.into(), url: url.into() }));
         self
     }
 
