@@ -340,13 +340,17 @@ impl Tx {
     }
 
     /// When the sender next has something to do: the earliest instant a pending post may go, given
-    /// its retry time and its recipient's pace. `None` when nothing is pending.
+    /// its retry time and its recipient's pace. `None` when nothing is pending. A recipient with a
+    /// post in flight does not count (its next post waits for that one, and the sender wakes when
+    /// it is done), or the sender would spin on a post it may not claim.
     pub async fn next_delivery_at(&mut self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let at: Option<i64> = on_conn!(self, |c, pg| {
             sqlx::query_scalar(
                 "SELECT MIN(CASE WHEN p.next_allowed_at > o.next_attempt_at THEN p.next_allowed_at \
                  ELSE o.next_attempt_at END) FROM outbound_messages o JOIN delivery_pacing p \
-                 ON p.workspace_id = o.workspace_id AND p.recipient = o.recipient WHERE o.status = 'pending'",
+                 ON p.workspace_id = o.workspace_id AND p.recipient = o.recipient WHERE o.status = 'pending' \
+                 AND NOT EXISTS (SELECT 1 FROM outbound_messages s WHERE s.status = 'sending' \
+                 AND s.workspace_id = o.workspace_id AND s.recipient = o.recipient)",
             )
             .fetch_one(&mut *c)
             .await?

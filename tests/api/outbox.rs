@@ -839,6 +839,7 @@ async fn one_hanging_channel_holds_up_nobody_else(backend: Backend) {
         .await;
     t.slack_accepts_posts().await;
     t.queue("CSLOW", "slow", "to the slow channel").await;
+    t.queue("CSLOW", "slow-2", "to the slow channel again").await;
     for n in 0..10 {
         t.queue(&format!("C{n:02}"), &format!("healthy-{n}"), "to a healthy channel").await;
     }
@@ -859,11 +860,30 @@ async fn one_hanging_channel_holds_up_nobody_else(backend: Backend) {
     assert_eq!(healthy_sent.sent, 10);
     assert_eq!(healthy_sent.sending, 1, "the slow channel's post is still on its way");
 
+    // The slow channel's second post is due (its pace has passed) but waits for the first: the
+    // sender sleeps meanwhile instead of spinning on a post it may not claim.
+    t.clock.advance(Span::seconds(2));
+    let before = t.store.writes_begun();
+    let first_slow_done = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let mut tx = t.store.read().await.unwrap();
+            if tx.outbox_report(10).await.unwrap().sent >= 11 {
+                return;
+            }
+            drop(tx);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(first_slow_done.is_ok(), "the slow post is recorded once its answer comes");
+    let writes = t.store.writes_begun() - before;
+    assert!(writes < 50, "the sender waited quietly while the slow post hung: {writes} write transactions");
+
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(15), running).await.expect("the sender stops").unwrap();
     let report = t.report().await;
-    assert_eq!((report.sent, report.sending, report.pending), (11, 0, 0), "the pending answer was waited for");
-    assert_eq!(t.posts_to("CSLOW").await.len(), 1);
+    assert_eq!((report.sent, report.sending), (12, 0), "the pending answers were waited for");
+    assert_eq!(t.posts_to("CSLOW").await.len(), 2, "each of the slow channel's posts once");
 }
 
 #[tokio::test]
