@@ -75,7 +75,7 @@ pub struct Slack {
     pub(crate) seen: verify::SeenRequests,
     drop_repeats: bool,
     /// Requests refused for their signature.
-    pub(crate) rejections: verify::Rejections,
+    pub(crate) rejections: crate::telemetry::Rejections,
 }
 
 impl Slack {

@@ -56,7 +56,7 @@ pub struct Teams {
     workspaces: RwLock<HashMap<String, WorkspaceId>>,
     /// Activities refused for their token: counted, and logged at most once per interval (the
     /// counter Slack's signature check uses), so a flood of forgeries cannot fill the disk.
-    pub(crate) rejections: crate::platforms::slack::verify::Rejections,
+    pub(crate) rejections: crate::telemetry::Rejections,
 }
 
 impl std::fmt::Debug for Teams {
