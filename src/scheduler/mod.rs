@@ -155,8 +155,14 @@ impl Scheduler {
                 let next = reminders.next(pledge.due_on, now).unwrap_or(now);
                 tx.set_pledge_firing(*ws, pledge.channel_id, pledge.id, Some(next)).await?;
             }
+            // Review dates an earlier nudge planned nothing for, or dropped: told on the morning.
+            let reviews = tx.reviews_without_firings(now.date_naive(), 500).await?;
+            for (ws, channel, experiment, zone, day) in &reviews {
+                let at = firings::local_time(*zone, *day, firings::REMINDER_HOUR).map(|at| at.max(now));
+                tx.set_review_firing(*ws, *channel, *experiment, at).await?;
+            }
             tx.commit().await?;
-            if channels.len() < 500 && pledges.len() < 500 {
+            if channels.len() < 500 && pledges.len() < 500 && reviews.len() < 500 {
                 return Ok(());
             }
         }

@@ -257,6 +257,38 @@ impl Tx {
         Ok(found)
     }
 
+    /// Experiments still to be reviewed (proposed or running, review date today or later) that
+    /// have no review firing and whose review was never told: those whose firing an earlier nudge
+    /// dropped. With the zone their owner's morning is in, and the review date.
+    pub async fn reviews_without_firings(
+        &mut self,
+        today: NaiveDate,
+        limit: i64,
+    ) -> Result<Vec<(WorkspaceId, ChannelId, ExperimentId, Tz, NaiveDate)>, StoreError> {
+        let rows: Vec<(i64, i64, i64, String, String)> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT e.workspace_id, e.channel_id, e.id, COALESCE(m.time_zone, c.time_zone), e.review_on \
+                 FROM experiments e JOIN channels c ON c.id = e.channel_id JOIN members m ON m.id = e.owner_id \
+                 WHERE e.status IN ('proposed', 'running') AND e.review_on IS NOT NULL AND e.review_on >= $1 \
+                 AND NOT EXISTS (SELECT 1 FROM next_firings f WHERE f.experiment_id = e.id) \
+                 AND NOT EXISTS (SELECT 1 FROM occurrences o WHERE o.channel_id = e.channel_id \
+                 AND o.job = 'review:E-' || e.number) ORDER BY e.id LIMIT $2",
+            )
+            .bind(day_text(today))
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?
+        });
+        let mut found = Vec::with_capacity(rows.len());
+        for (ws, channel, experiment, zone, review_on) in rows {
+            let zone =
+                crate::domain::schedule::parse_time_zone(&zone).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let Ok(day) = NaiveDate::parse_from_str(&review_on, "%Y-%m-%d") else { continue };
+            found.push((WorkspaceId(ws), ChannelId(channel), ExperimentId(experiment), zone, day));
+        }
+        Ok(found)
+    }
+
     /// The pledge behind a pledge firing, by its row id.
     pub async fn pledge_by_id(
         &mut self,

@@ -685,3 +685,54 @@ on_both!(
     postgres_a_normal_week_stays_within_the_never_nag_budget,
     sqlite_a_normal_week_stays_within_the_never_nag_budget
 );
+
+/// A review date whose firing an earlier nudge dropped (it deleted review firings without telling
+/// anyone) is planned again at start, and the owner hears on the morning.
+async fn a_dropped_review_reminder_is_planned_again(backend: Backend) {
+    let t = crate::slack::SlackTest::start(backend).await;
+    t.slash("/experiment", "propose Shorter signup | Fewer fields | conversion 31% -> 40% by next fri").await;
+    t.slash("/experiment", "start E-1").await;
+    let mut tx = t.app.store.begin().await.unwrap();
+    let ws = tx.workspace("slack", "T01").await.unwrap().unwrap();
+    let experiment = tx.experiment(ws, "E-1".parse().unwrap()).await.unwrap().unwrap();
+    let review_on = experiment.review_on.expect("a review date");
+    tx.set_review_firing(ws, experiment.channel_id, experiment.id, None).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let scheduler = nudge::scheduler::Scheduler::new(
+        t.app.store.clone(),
+        t.app.clock.clone(),
+        nudge::scheduler::SchedulerSettings::default(),
+    );
+    scheduler.plan_unplanned().await.unwrap();
+    let morning = review_on.and_hms_opt(10, 0, 0).unwrap().and_utc();
+    t.app.clock.set(morning);
+    scheduler.tick().await.unwrap();
+    let mut tx = t.app.store.read().await.unwrap();
+    let told: Vec<_> = tx
+        .outbox_messages(ws)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.address == "U01" && m.message.text.contains("due for review"))
+        .collect();
+    assert_eq!(told.len(), 1, "the owner hears once on the review date");
+    drop(tx);
+    // Planning again after it was told changes nothing.
+    scheduler.plan_unplanned().await.unwrap();
+    scheduler.tick().await.unwrap();
+    let mut tx = t.app.store.read().await.unwrap();
+    let again =
+        tx.outbox_messages(ws).await.unwrap().into_iter().filter(|m| m.message.text.contains("due for review")).count();
+    assert_eq!(again, 1, "told once");
+}
+
+#[tokio::test]
+async fn postgres_a_dropped_review_reminder_is_planned_again() {
+    a_dropped_review_reminder_is_planned_again(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_dropped_review_reminder_is_planned_again() {
+    a_dropped_review_reminder_is_planned_again(Backend::Sqlite).await;
+}
