@@ -6,6 +6,10 @@ use super::*;
 use crate::domain::firings::ChannelJob;
 use crate::domain::schedule::Schedule;
 
+/// How long a platform's delivery is remembered to drop its repeats: far beyond any platform's
+/// retries (Slack's come within the hour), and short enough that the table stays small.
+const REMEMBER_DELIVERIES: chrono::Duration = chrono::Duration::days(3);
+
 impl Tx {
     // ----- workspaces, channels, members -------------------------------------------------------
 
@@ -105,6 +109,10 @@ impl Tx {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let inserted = on_conn!(write self, |c, pg| {
+            sqlx::query("DELETE FROM processed_events WHERE received_at < $1")
+                .bind(to_millis(now - REMEMBER_DELIVERIES))
+                .execute(&mut *c)
+                .await?;
             sqlx::query(
                 "INSERT INTO processed_events (platform, event_id, team_id, received_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (platform, event_id) DO NOTHING",

@@ -395,6 +395,10 @@ on_both_backends! {
         assert!(tx.record_event_delivery("slack", "T01", "Ev01", monday_morning()).await.unwrap());
         assert!(!tx.record_event_delivery("slack", "T01", "Ev01", monday_morning()).await.unwrap());
         assert!(tx.record_event_delivery("slack", "T01", "Ev02", monday_morning()).await.unwrap());
+        // Remembered for days, not forever: a week on, the old deliveries are gone from the table.
+        let later = monday_morning() + Duration::days(7);
+        assert!(tx.record_event_delivery("slack", "T01", "Ev03", later).await.unwrap());
+        assert!(tx.record_event_delivery("slack", "T01", "Ev01", later).await.unwrap(), "purged, so new again");
     }
 
     async fn an_oauth_state_is_used_once_and_expired_ones_are_purged(store: Store) {
