@@ -271,11 +271,14 @@ async fn the_export_links_on_the_page_download_files_that_parse() {
     browser.close().await;
 }
 
-/// Where two elements' left edges and tops are, and whether the page is wider than the screen.
+/// Where the board's columns are, and whether the page (and what in it) is wider than the screen.
 const LAYOUT: &str = "const cols = [...document.querySelectorAll('section.column')].map(c => c.getBoundingClientRect());
     return {
         lefts: cols.map(c => c.left), tops: cols.map(c => c.top), bottoms: cols.map(c => c.bottom),
         viewport: window.innerWidth, scroll: document.documentElement.scrollWidth,
+        wider: [...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+            .map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : '') + ' ' + Math.round(e.getBoundingClientRect().right)),
     };";
 
 #[tokio::test]
