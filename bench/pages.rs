@@ -122,7 +122,9 @@ async fn main() -> anyhow::Result<()> {
     let people = ["U01", "U02", "U03", "U04", "U05"];
     for n in 1..=30 {
         let who = people[n % people.len()];
-        bench.slash("/experiment", &format!("propose Idea {n} | Change {n} moves the metric | signups 100 -> 200"), who).await?;
+        bench
+            .slash("/experiment", &format!("propose Idea {n} | Change {n} moves the metric | signups 100 -> 200"), who)
+            .await?;
         bench.slash("/experiment", &format!("start E-{n}"), who).await?;
         for reading in 1..=20 {
             bench.slash("/experiment", &format!("update E-{n} {}", 100 + reading * 4 + n % 3), who).await?;
@@ -148,7 +150,8 @@ async fn main() -> anyhow::Result<()> {
     // Some open pledges are now overdue.
     clock.advance(chrono::Duration::days(3));
     let answer = bench.slash("/nudge", "dashboard", "U01").await?;
-    let start = answer.find("https://nudge.example.com/dashboard/").ok_or_else(|| anyhow::anyhow!("no link: {answer}"))?;
+    let start =
+        answer.find("https://nudge.example.com/dashboard/").ok_or_else(|| anyhow::anyhow!("no link: {answer}"))?;
     let link: String = answer[start..]
         .trim_start_matches("https://nudge.example.com")
         .chars()
@@ -167,7 +170,8 @@ async fn main() -> anyhow::Result<()> {
         anyhow::ensure!(count == rows, "{rows} {export} were made, the export has {count}");
     }
     let mut over_budget = false;
-    for (what, path) in [("dashboard page", link.clone()), ("readings.csv export", format!("{link}/export/readings.csv"))]
+    for (what, path) in
+        [("dashboard page", link.clone()), ("readings.csv export", format!("{link}/export/readings.csv"))]
     {
         let (p50, p99, size) = bench.measure(&path).await?;
         over_budget |= p99 > BUDGET_P99_MS;

@@ -46,7 +46,8 @@ impl Browser {
         command.arg("--port=0").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
         // Its own process group, so the drop can end the driver and the browser it started together.
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let mut driver = command.spawn().unwrap_or_else(|e| panic!("chromedriver ({chromedriver}) does not start: {e}. {INSTALL}"));
+        let mut driver =
+            command.spawn().unwrap_or_else(|e| panic!("chromedriver ({chromedriver}) does not start: {e}. {INSTALL}"));
         let port = driver_port(&mut driver).unwrap_or_else(|why| {
             end(&mut driver);
             panic!("chromedriver ({chromedriver}) did not start: {why}. {INSTALL}")
@@ -316,7 +317,13 @@ async fn an_example_team(t: &SlackTest) {
     for value in ["32%", "34%", "33%", "37%", "41%"] {
         t.slash("/experiment", &format!("update E-1 {value}")).await;
     }
-    t.slash_as("/experiment", "propose Onboarding checklist | A checklist gets people to the first report | activation 45% -> 55%", "T01", ben).await;
+    t.slash_as(
+        "/experiment",
+        "propose Onboarding checklist | A checklist gets people to the first report | activation 45% -> 55%",
+        "T01",
+        ben,
+    )
+    .await;
     t.slash_as("/experiment", "start E-2", "T01", ben).await;
     for value in ["46%", "49%", "51%"] {
         t.slash_as("/experiment", &format!("update E-2 {value}"), "T01", ben).await;
@@ -325,7 +332,13 @@ async fn an_example_team(t: &SlackTest) {
     t.slash("/experiment", "start E-3").await;
     t.slash("/experiment", "update E-3 61%").await;
     t.slash("/experiment", "close E-3 lost Nobody picks up a call from an unknown number").await;
-    t.slash_as("/experiment", "propose Annual plan discount | A discount sells the year | upgrades 5 -> 8", "T01", cleo).await;
+    t.slash_as(
+        "/experiment",
+        "propose Annual plan discount | A discount sells the year | upgrades 5 -> 8",
+        "T01",
+        cleo,
+    )
+    .await;
     t.slash_as("/experiment", "start E-4", "T01", cleo).await;
     for value in ["6", "9"] {
         t.slash_as("/experiment", &format!("update E-4 {value}"), "T01", cleo).await;
@@ -337,8 +350,15 @@ async fn an_example_team(t: &SlackTest) {
     t.slash("/experiment", "close E-5 inconclusive Too few evening users to tell in two weeks").await;
     t.slash_as("/experiment", "propose Referral credit | Credit brings friends | referrals 10 -> 20", "T01", ben).await;
     t.slash_as("/experiment", "abandon E-6 Legal needs a month to review credits", "T01", ben).await;
-    t.slash_as("/experiment", "propose Price page FAQ | Answers remove doubt | checkout starts 200 -> 240", "T01", cleo).await;
-    t.slash("/experiment", "propose Slack reminder at 4pm | A nudge before the day ends | pledges kept 70% -> 85%").await;
+    t.slash_as(
+        "/experiment",
+        "propose Price page FAQ | Answers remove doubt | checkout starts 200 -> 240",
+        "T01",
+        cleo,
+    )
+    .await;
+    t.slash("/experiment", "propose Slack reminder at 4pm | A nudge before the day ends | pledges kept 70% -> 85%")
+        .await;
     t.slash_as("/experiment", "vote E-7", "T01", ben).await;
     t.slash("/experiment", "vote E-7").await;
     t.slash_as("/experiment", "vote E-8", "T01", cleo).await;
