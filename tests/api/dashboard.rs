@@ -7,7 +7,7 @@ use crate::helpers::Backend;
 use crate::slack::{SlackTest, button, visible_text};
 
 /// The dashboard link in `/nudge dashboard`'s private answer, as a path on the app.
-async fn dashboard_link(t: &SlackTest, team: &str, user: (&str, &str)) -> String {
+pub(crate) async fn dashboard_link(t: &SlackTest, team: &str, user: (&str, &str)) -> String {
     let answer = t.slash_as("/nudge", "dashboard", team, user).await;
     assert_eq!(answer["response_type"], "ephemeral", "{answer}");
     let text = visible_text(&answer);
@@ -18,7 +18,7 @@ async fn dashboard_link(t: &SlackTest, team: &str, user: (&str, &str)) -> String
 
 /// A channel with something to show: a running experiment with readings (one celebrated), a
 /// proposal with a vote, a closed one with a learning, and pledges kept and open.
-async fn a_team_at_work(t: &SlackTest) {
+pub(crate) async fn a_team_at_work(t: &SlackTest) {
     t.slash("/experiment", "propose Shorter signup | Fewer fields convert better | conversion 31% -> 40%").await;
     t.slash("/experiment", "start E-1").await;
     t.slash("/experiment", "update E-1 33%").await;

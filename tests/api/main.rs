@@ -4,6 +4,7 @@
 mod helpers;
 
 mod binary;
+mod browser;
 mod commands;
 mod crash;
 mod dashboard;
