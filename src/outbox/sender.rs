@@ -414,7 +414,7 @@ impl Sender {
             round.retrying += 1;
             return Ok(());
         }
-        if error.retryable && !error.may_have_landed && !self.gives_up(message, now) {
+        if error.retryable && !self.gives_up(message, now) {
             let retry_at = now + chrono_duration(self.backoff(message.attempts));
             tx.message_failed(message.id, &error.message, Some(retry_at)).await?;
             round.retrying += 1;

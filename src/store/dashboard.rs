@@ -49,23 +49,4 @@ impl Tx {
         });
         rows.into_iter().map(PledgeRow::into_record).collect()
     }
-
-    /// A channel by its id, within its workspace.
-    pub async fn channel_by_id(
-        &mut self,
-        ws: WorkspaceId,
-        channel: ChannelId,
-    ) -> Result<Option<ChannelRecord>, StoreError> {
-        let external: Option<String> = on_conn!(self, |c, pg| {
-            sqlx::query_scalar("SELECT external_id FROM channels WHERE workspace_id = $1 AND id = $2")
-                .bind(ws.0)
-                .bind(channel.0)
-                .fetch_optional(&mut *c)
-                .await?
-        });
-        match external {
-            Some(external) => self.channel(ws, &external).await,
-            None => Ok(None),
-        }
-    }
 }

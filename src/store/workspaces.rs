@@ -247,6 +247,25 @@ impl Tx {
         row.map(|r| r.into_record(ws)).transpose()
     }
 
+    /// A channel by its row id, within its workspace (a dashboard link names it so).
+    pub async fn channel_by_id(
+        &mut self,
+        ws: WorkspaceId,
+        channel: ChannelId,
+    ) -> Result<Option<ChannelRecord>, StoreError> {
+        let row: Option<ChannelRow> = on_conn!(self, |c, pg| {
+            sqlx::query_as(
+                "SELECT id, external_id, name, schedule, time_zone, quiet_weekdays, holidays, paused_until, rules, \
+                 escalate_after_days FROM channels WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(ws.0)
+            .bind(channel.0)
+            .fetch_optional(&mut *c)
+            .await?
+        });
+        row.map(|r| r.into_record(ws)).transpose()
+    }
+
     /// The channel an experiment or a pledge belongs to: commands about it are counted there,
     /// wherever they were typed or clicked. `None` when there is no such experiment or pledge.
     pub async fn channel_of(&mut self, ws: WorkspaceId, subject: Subject) -> Result<Option<ChannelRecord>, StoreError> {

@@ -114,106 +114,79 @@ pub fn page(board: &Board, token: &str) -> Markup {
         board.experiments.iter().filter(|(e, _)| e.status == ExperimentStatus::Proposed).collect();
     proposed.sort_by(|a, b| b.0.votes.cmp(&a.0.votes).then(a.0.number.0.cmp(&b.0.number.0)));
     let by_person = pledges_by_person(&board.pledges);
-    let by_week = pledges_by_week(&board.pledges, board.channel.time_zone);
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="robots" content="noindex";
-                title { "nudge · #" (name) }
-                style { (PreEscaped(STYLE)) }
+    let by_week = pledges_by_week(&board.pledges);
+    let body = html! {
+        header {
+            h1 { "#" (name) }
+            p { "Experiments, pledges and learnings, as of " (board.today.format("%a %-d %b %Y")) "." }
+            nav aria-label="Exports" {
+                "Export: "
+                @for what in ["experiments", "readings", "pledges", "learnings"] {
+                    a href={ (token) "/export/" (what) ".csv" } { (what) " (CSV)" } " · "
+                    a href={ (token) "/export/" (what) ".json" } { "JSON" } " "
+                }
             }
-            body {
-                header {
-                    h1 { "#" (name) }
-                    p { "Experiments, pledges and learnings, as of " (board.today.format("%a %-d %b %Y")) "." }
-                    nav aria-label="Exports" {
-                        "Export: "
-                        @for what in ["experiments", "readings", "pledges", "learnings"] {
-                            a href={ (token) "/export/" (what) ".csv" } { (what) " (CSV)" } " · "
-                            a href={ (token) "/export/" (what) ".json" } { "JSON" } " "
+        }
+        main {
+            section aria-labelledby="board" {
+                h2 id="board" { "Board" }
+                div class="board" {
+                    @for column in columns {
+                        @let items: Vec<&(ExperimentRecord, Vec<ReadingRecord>)> = if column == "Proposed" {
+                            proposed.clone()
+                        } else {
+                            board.experiments.iter().filter(|(e, _)| status_word(e.status) == column).collect()
+                        };
+                        section class="column" aria-label=(column) {
+                            h3 { (column) " (" (items.len()) ")" }
+                            @if items.is_empty() { p class="empty" { "None." } }
+                            @for (experiment, readings) in items {
+                                (card(experiment, readings, board.today))
+                            }
                         }
                     }
                 }
-                main {
-                    section aria-labelledby="board" {
-                        h2 id="board" { "Board" }
-                        div class="board" {
-                            @for column in columns {
-                                @let items: Vec<&(ExperimentRecord, Vec<ReadingRecord>)> = if column == "Proposed" {
-                                    proposed.clone()
-                                } else {
-                                    board.experiments.iter().filter(|(e, _)| status_word(e.status) == column).collect()
-                                };
-                                section class="column" aria-label=(column) {
-                                    h3 { (column) " (" (items.len()) ")" }
-                                    @if items.is_empty() { p class="empty" { "None." } }
-                                    @for (experiment, readings) in items {
-                                        (card(experiment, readings, board.today))
-                                    }
-                                }
-                            }
-                        }
+            }
+            section aria-labelledby="pledges" {
+                h2 id="pledges" { "Pledges" }
+                p { "Weeks in a row with a learning: " strong { (board.learning_streak()) } }
+                (pledge_table("By week", "Week of", by_week.iter().rev().map(|(week, counts)| (week.format("%-d %b").to_string(), counts))))
+                (pledge_table("By person", "Who", by_person.iter().map(|(who, counts)| (who.clone(), counts))))
+            }
+            section aria-labelledby="open-pledges" {
+                h2 id="open-pledges" { "Open pledges" }
+                @let open: Vec<&PledgeRecord> = board.pledges.iter().filter(|p| p.status == PledgeStatus::Open).collect();
+                @if open.is_empty() { p class="empty" { "None open." } }
+                ul {
+                    @for pledge in open {
+                        li { strong { (pledge.number) } " " (pledge.text) " · " (pledge.owner_name) ", due " (pledge.due_on.format("%a %-d %b"))
+                            @if pledge.due_on < board.today { " (overdue)" } }
                     }
-                    section aria-labelledby="pledges" {
-                        h2 id="pledges" { "Pledges" }
-                        p { "Weeks in a row with a learning: " strong { (board.learning_streak()) } }
-                        table {
-                            caption { "By week" }
-                            thead { tr { th scope="col" { "Week of" } th scope="col" { "Kept" } th scope="col" { "Released" } th scope="col" { "Broken" } th scope="col" { "Open" } } }
-                            tbody {
-                                @for (week, counts) in by_week.iter().rev() {
-                                    tr { th scope="row" { (week.format("%-d %b")) } td { (counts[0]) } td { (counts[1]) } td { (counts[2]) } td { (counts[3]) } }
-                                }
-                            }
-                        }
-                        table {
-                            caption { "By person" }
-                            thead { tr { th scope="col" { "Who" } th scope="col" { "Kept" } th scope="col" { "Released" } th scope="col" { "Broken" } th scope="col" { "Open" } } }
-                            tbody {
-                                @for (who, counts) in &by_person {
-                                    tr { th scope="row" { (who) } td { (counts[0]) } td { (counts[1]) } td { (counts[2]) } td { (counts[3]) } }
-                                }
-                            }
-                        }
-                    }
-                    section aria-labelledby="open-pledges" {
-                        h2 id="open-pledges" { "Open pledges" }
-                        @let open: Vec<&PledgeRecord> = board.pledges.iter().filter(|p| p.status == PledgeStatus::Open).collect();
-                        @if open.is_empty() { p class="empty" { "None open." } }
-                        ul {
-                            @for pledge in open {
-                                li { strong { (pledge.number) } " " (pledge.text) " · " (pledge.owner_name) ", due " (pledge.due_on.format("%a %-d %b"))
-                                    @if pledge.due_on < board.today { " (overdue)" } }
-                            }
-                        }
-                    }
-                    section aria-labelledby="learnings" {
-                        h2 id="learnings" { "Learning log" }
-                        form method="get" role="search" {
-                            label for="q" { "Search learnings" }
-                            input id="q" name="q" type="search" value=(board.search.as_deref().unwrap_or(""));
-                            button type="submit" { "Search" }
-                        }
-                        @if board.learnings.is_empty() {
-                            p class="empty" { @if board.search.is_some() { "No learning has all of those words." } @else { "No learnings yet." } }
-                        }
-                        ul class="learnings" {
-                            @for experiment in &board.learnings {
-                                li {
-                                    strong { (experiment.number) " · " (experiment.title) }
-                                    " (" (experiment.status.as_str()) ", " (experiment.owner_name) ")"
-                                    p { (experiment.learning.as_deref().unwrap_or("")) }
-                                }
-                            }
+                }
+            }
+            section aria-labelledby="learnings" {
+                h2 id="learnings" { "Learning log" }
+                form method="get" role="search" {
+                    label for="q" { "Search learnings" }
+                    input id="q" name="q" type="search" value=(board.search.as_deref().unwrap_or(""));
+                    button type="submit" { "Search" }
+                }
+                @if board.learnings.is_empty() {
+                    p class="empty" { @if board.search.is_some() { "No learning has all of those words." } @else { "No learnings yet." } }
+                }
+                ul class="learnings" {
+                    @for experiment in &board.learnings {
+                        li {
+                            strong { (experiment.number) " · " (experiment.title) }
+                            " (" (experiment.status.as_str()) ", " (experiment.owner_name) ")"
+                            p { (experiment.learning.as_deref().unwrap_or("")) }
                         }
                     }
                 }
             }
         }
-    }
+    };
+    layout(&format!("#{name}"), body)
 }
 
 fn card(experiment: &ExperimentRecord, readings: &[ReadingRecord], today: NaiveDate) -> Markup {
@@ -237,6 +210,21 @@ fn card(experiment: &ExperimentRecord, readings: &[ReadingRecord], today: NaiveD
     }
 }
 
+/// A table of kept, released, broken and open pledges, a row per week or per person.
+fn pledge_table<'a>(caption: &str, first: &str, rows: impl Iterator<Item = (String, &'a [usize; 4])>) -> Markup {
+    html! {
+        table {
+            caption { (caption) }
+            thead { tr { th scope="col" { (first) } @for column in ["Kept", "Released", "Broken", "Open"] { th scope="col" { (column) } } } }
+            tbody {
+                @for (label, counts) in rows {
+                    tr { th scope="row" { (label) } @for count in counts { td { (count) } } }
+                }
+            }
+        }
+    }
+}
+
 /// Kept, released, broken and open pledges per owner, by name.
 fn pledges_by_person(pledges: &[PledgeRecord]) -> BTreeMap<String, [usize; 4]> {
     let mut counts: BTreeMap<String, [usize; 4]> = BTreeMap::new();
@@ -247,7 +235,7 @@ fn pledges_by_person(pledges: &[PledgeRecord]) -> BTreeMap<String, [usize; 4]> {
 }
 
 /// The same per week of the pledge's due date.
-fn pledges_by_week(pledges: &[PledgeRecord], _zone: Tz) -> BTreeMap<NaiveDate, [usize; 4]> {
+fn pledges_by_week(pledges: &[PledgeRecord]) -> BTreeMap<NaiveDate, [usize; 4]> {
     let mut counts: BTreeMap<NaiveDate, [usize; 4]> = BTreeMap::new();
     for pledge in pledges {
         let week = pledge.due_on - Duration::days(pledge.due_on.weekday().num_days_from_monday().into());
@@ -267,16 +255,22 @@ fn column(status: PledgeStatus) -> usize {
 
 /// The page for a link that does not open: what happened and what to do, never any data.
 pub fn refusal(title: &str, message: &str) -> Markup {
+    layout(title, html! { main { h1 { (title) } p { (message) } } })
+}
+
+/// The document around a page's body: the same head, style and no-index for every page.
+fn layout(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="robots" content="noindex";
                 title { "nudge · " (title) }
                 style { (PreEscaped(STYLE)) }
             }
-            body { main { h1 { (title) } p { (message) } } }
+            body { (body) }
         }
     }
 }

@@ -108,11 +108,11 @@ async fn page(State(web): State<Web>, Path(token): Path<String>, Query(search): 
 }
 
 async fn export_file(State(web): State<Web>, Path((token, file)): Path<(String, String)>) -> Response {
-    let Some((what, format)) = file.rsplit_once('.') else {
-        return (StatusCode::NOT_FOUND, "exports are experiments, readings, pledges or learnings, as .csv or .json\n")
-            .into_response();
-    };
-    let (Some(what), true) = (export::Export::parse(what), matches!(format, "csv" | "json")) else {
+    let known = file
+        .rsplit_once('.')
+        .and_then(|(what, format)| Some((export::Export::parse(what)?, format)))
+        .filter(|(_, format)| matches!(*format, "csv" | "json"));
+    let Some((what, format)) = known else {
         return (StatusCode::NOT_FOUND, "exports are experiments, readings, pledges or learnings, as .csv or .json\n")
             .into_response();
     };
